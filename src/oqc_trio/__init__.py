@@ -1,0 +1,1 @@
+"""oqc-trio: run quantum programs on OQC QCaaS at volume, natively under trio."""
