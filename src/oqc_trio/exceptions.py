@@ -80,7 +80,7 @@ class OqcError(Exception):
     """Base of every error oqc-trio raises on purpose."""
 
 
-class ServerException(OqcError):  # noqa: N818 (official name)
+class ServerException(OqcError):
     """The server answered with a status other than 200.
 
     Same constructor and attributes as the official SDK: ``message`` (``str(exc)``),
@@ -194,7 +194,7 @@ class TaskExpired(OqcError):
     """The server reported a task as EXPIRED: it will never run. Terminal, not "poll on"."""
 
 
-class JobFailed(OqcError, RuntimeError):  # noqa: N818 (official name)
+class JobFailed(OqcError, RuntimeError):
     """A task failed on the server (its own word, never a transport hiccup).
 
     Same fields and ``str`` form as the official SDK's dataclass exception:
