@@ -135,9 +135,9 @@ def parse_task_ids(payload: Any, dialect: Dialect, expected: int) -> list[str]:
 
 def parse_single_submit(payload: Any) -> str:
     """The ID of a task submitted alone: ``[{"task_id": ...}]``."""
-    if isinstance(payload, list) and payload and isinstance(payload[0], dict):
-        if "task_id" in payload[0]:
-            return _uuid(payload[0]["task_id"], "submit")
+    first = payload[0] if isinstance(payload, list) and payload else None
+    if isinstance(first, dict) and "task_id" in first:
+        return _uuid(first["task_id"], "submit")
     raise ProtocolViolation("submit: expected [{\"task_id\": ...}] for a single task")
 
 
