@@ -17,7 +17,9 @@ all of them and nothing else. The two names the official SDK exports
     ├── RequestTooLarge (also ValueError)                        body over the 128 KB limit
     ├── InsecureURLError (also ValueError)                       http:// to a remote host
     ├── NotOpenError (also RuntimeError)                         SDK used before open()
+    ├── NoActiveQpuError                                         open() found no active QPU
     ├── TaskExpired                                              server said EXPIRED
+    ├── ExecuteTimeout (also TimeoutError)                       timeout_s ran out, tasks resumable
     └── JobFailed(task_id, qpu_id, code, details)               a task failed server-side
 
 How we differ from the official SDK:
@@ -43,8 +45,10 @@ from typing import Any
 __all__ = [
     "AuthenticationError",
     "ConnectionFailureException",
+    "ExecuteTimeout",
     "InsecureURLError",
     "JobFailed",
+    "NoActiveQpuError",
     "NotFoundError",
     "NotOpenError",
     "OqcError",
@@ -241,3 +245,23 @@ class JobFailed(OqcError, RuntimeError):
         )
 
     __hash__ = None  # type: ignore[assignment]  # mutable, like the official dataclass
+
+
+class ExecuteTimeout(OqcError, TimeoutError):
+    """``timeout_s`` ran out before every job ended (a ``TimeoutError``, as in the official SDK).
+
+    The unfinished tasks keep running on the server and keep their IDs: calling ``execute()``
+    again resumes them by polling, never by resubmitting. ``unfinished`` lists those jobs.
+    """
+
+    def __init__(self, timeout_s: float | None, unfinished: list[Any]) -> None:
+        self.timeout_s = timeout_s
+        self.unfinished = unfinished
+        super().__init__(
+            f"{len(unfinished)} job(s) still running after timeout_s={timeout_s}; their tasks "
+            "keep running on the server and execute() again resumes them"
+        )
+
+
+class NoActiveQpuError(OqcError):
+    """``open()`` found no active QPU in the server's catalogue."""

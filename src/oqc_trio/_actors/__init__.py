@@ -1,0 +1,1 @@
+"""The trio actor runtime: supervisor, submitter service, poll scheduler. Private."""

@@ -1,0 +1,235 @@
+"""The submitter service: gathers submit requests from many job actors and sends them as few,
+size-bounded batches, IDs first.
+
+Per QPU: ``POST /tasks`` reserves task IDs, an optional hook persists them (the runner's
+journal), then ``POST /tasks/submit`` sends the tasks carrying those IDs. A submit that fails
+ambiguously (timeout, connection lost, 5xx/429 after the IDs exist) is *reconciled*: the
+server is asked about each ID and only the ones it reports as never submitted (CREATED) are
+sent again. A task the server may already hold is never sent twice (official weakness #8).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import attrs
+import trio
+import trio.lowlevel
+
+from .. import _wire
+from ..exceptions import (
+    AuthenticationError,
+    ConnectionFailureException,
+    NotFoundError,
+    OqcError,
+    ServerException,
+    TransportError,
+)
+
+__all__ = ["SubmitTicket", "Submitter"]
+
+log = logging.getLogger("oqc_trio.submit")
+
+_TRANSIENT = (TransportError, ConnectionFailureException)
+_GATHER_ROUNDS = 3
+_MAX_BATCH = 50_000
+
+
+@attrs.define(eq=False)
+class SubmitTicket:
+    """One job's submit request. The submitter writes the outcome; the job's actor reads it.
+
+    ``task_id`` is set as soon as an ID is reserved (before the submit POST); ``confirmed``
+    once the server accepted the task; ``error`` is the server's refusal ``(code, message)``;
+    ``failure`` an error that stops the whole call (authentication), never a task failure.
+    """
+
+    qpu_id: str
+    task_base: str | None
+    encoded: bytes
+    task_id: str | None = None
+    confirmed: bool = False
+    error: tuple[int, str] | None = None
+    failure: OqcError | None = None
+    done: trio.Event = attrs.field(factory=trio.Event)
+
+
+ReservedHook = Callable[[Sequence[SubmitTicket]], Awaitable[None]]
+
+
+class Submitter:
+    """Batching submit service; run it with ``nursery.start_soon(submitter.run)``."""
+
+    def __init__(
+        self,
+        send: Any,
+        api: _wire.Api,
+        *,
+        max_body_bytes: int,
+        concurrency: int = 4,
+        deadline: float = float("inf"),
+        on_reserved: ReservedHook | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._send = send
+        self._api = api
+        self._max_body = max_body_bytes
+        self._limiter = trio.CapacityLimiter(concurrency)
+        self._deadline = deadline
+        self._on_reserved = on_reserved
+        self._rng = rng or random.Random()
+        self._inbox_send, self._inbox = trio.open_memory_channel[SubmitTicket](float("inf"))
+        self.requests = 0
+
+    async def submit(self, ticket: SubmitTicket) -> None:
+        """Queue a ticket and wait until the submitter has settled it."""
+        self._inbox_send.send_nowait(ticket)
+        await ticket.done.wait()
+
+    async def run(self) -> None:
+        """Gather tickets into batches per QPU and submit them until cancelled."""
+        async with trio.open_nursery() as nursery:
+            async for first in self._inbox:
+                batch = [first]
+                # Let the other actors started in the same tick queue their tickets too.
+                for _ in range(_GATHER_ROUNDS):
+                    await trio.lowlevel.checkpoint()
+                    while len(batch) < _MAX_BATCH:
+                        try:
+                            batch.append(self._inbox.receive_nowait())
+                        except trio.WouldBlock:
+                            break
+                groups: dict[tuple[str, str | None], list[SubmitTicket]] = defaultdict(list)
+                for ticket in batch:
+                    groups[(ticket.qpu_id, ticket.task_base)].append(ticket)
+                for tickets in groups.values():
+                    chunks = _wire.chunk_encoded_tasks(
+                        (t.encoded for t in tickets), max_body_bytes=self._max_body
+                    )
+                    for chunk in chunks:
+                        nursery.start_soon(self._settle_chunk, [tickets[i] for i in chunk])
+
+    async def _settle_chunk(self, tickets: list[SubmitTicket]) -> None:
+        try:
+            async with self._limiter:
+                await self._submit_chunk(tickets)
+        except _TRANSIENT:
+            # Out of time while the outcome is unknown: the tickets keep their reserved IDs,
+            # unconfirmed, and the next execute reconciles them. Never a task failure.
+            pass
+        except AuthenticationError as exc:
+            for ticket in tickets:
+                ticket.failure = exc
+        except ServerException as exc:
+            for ticket in tickets:
+                if not ticket.confirmed:
+                    ticket.error = (exc.server_error_code, exc.message)
+        finally:
+            for ticket in tickets:
+                ticket.done.set()
+
+    async def _request(self, request: _wire.Request) -> Any:
+        self.requests += 1
+        return await self._send(request, deadline=self._deadline)
+
+    async def _backoff(self, attempt: int, exc: Exception) -> None:
+        delay = min(8.0, 0.25 * 2**attempt) * self._rng.random()
+        if isinstance(exc, ConnectionFailureException) and exc.retry_after:
+            delay = max(delay, exc.retry_after)
+        if trio.current_time() + delay >= self._deadline:
+            raise exc
+        await trio.sleep(delay)
+
+    async def _submit_chunk(self, tickets: list[SubmitTicket]) -> None:
+        qpu_id, base = tickets[0].qpu_id, tickets[0].task_base
+        pending = await self._reconcile([t for t in tickets if t.task_id is not None])
+        fresh = [t for t in tickets if t.task_id is None]
+        if fresh:
+            await self._reserve(qpu_id, base, fresh)
+            pending.extend(fresh)
+        attempt = 0
+        while pending:
+            body = _wire.submit_body(
+                [_wire.with_task_id(t.encoded, t.task_id or "") for t in pending]
+            )
+            try:
+                await self._request(self._api.submit(base, body))
+            except _TRANSIENT as exc:
+                log.warning("submit of %d tasks is ambiguous (%s): reconciling", len(pending), exc)
+                await self._backoff(attempt, exc)
+                attempt += 1
+                pending = await self._reconcile(pending)
+                continue
+            for ticket in pending:
+                ticket.confirmed = True
+            return
+
+    async def _reserve(self, qpu_id: str, base: str | None, tickets: list[SubmitTicket]) -> None:
+        # Retrying an ID reservation is safe: at worst the server keeps unused placeholders,
+        # which never run and are never billed.
+        attempt = 0
+        while True:
+            try:
+                response = await self._request(
+                    self._api.create_task_ids(qpu_id, base, len(tickets))
+                )
+                ids = _wire.parse_task_ids(response.json(), self._api.dialect, len(tickets))
+                break
+            except _TRANSIENT as exc:
+                await self._backoff(attempt, exc)
+                attempt += 1
+        for ticket, task_id in zip(tickets, ids, strict=True):
+            ticket.task_id = task_id
+        if self._on_reserved is not None:
+            with trio.CancelScope(shield=True):
+                await self._on_reserved(tickets)
+
+    async def _reconcile(self, tickets: list[SubmitTicket]) -> list[SubmitTicket]:
+        """Ask the server about each reserved ID; return those it has never seen submitted.
+
+        IDs whose status cannot be read are asked again (with backoff), never resubmitted.
+        """
+        unsent: list[SubmitTicket] = []
+        unknown = list(tickets)
+        attempt = 0
+        while unknown:
+            errors: list[Exception] = []
+            still_unknown: list[SubmitTicket] = []
+            async with trio.open_nursery() as nursery:
+                for ticket in unknown:
+                    nursery.start_soon(self._classify, ticket, unsent, still_unknown, errors)
+            unknown = still_unknown
+            if unknown:
+                await self._backoff(attempt, errors[-1])
+                attempt += 1
+        return unsent
+
+    async def _classify(
+        self,
+        ticket: SubmitTicket,
+        unsent: list[SubmitTicket],
+        unknown: list[SubmitTicket],
+        errors: list[Exception],
+    ) -> None:
+        assert ticket.task_id is not None
+        try:
+            response = await self._request(
+                self._api.task_field(ticket.task_base, ticket.task_id, "status")
+            )
+        except NotFoundError:
+            unsent.append(ticket)  # reserved, then forgotten by the server: safe to send
+            return
+        except _TRANSIENT as exc:
+            errors.append(exc)
+            unknown.append(ticket)
+            return
+        payload = response.json()
+        status = payload.get("status") if isinstance(payload, dict) else None
+        if _wire.map_status(status) is _wire.JobState.CREATED:
+            unsent.append(ticket)
+        else:
+            ticket.confirmed = True

@@ -1,0 +1,129 @@
+"""The supervisor: one nursery per execute call holding the submitter, the poll scheduler and
+one actor per job. Nothing it starts outlives the call.
+
+An actor is the only task that changes its job's state while the job is driven: it asks the
+submitter for a task ID and submission, then receives status events from the scheduler over
+its own memory channel and applies them. Failure to observe a task (transport errors, 404,
+contract violations) never marks the task FAILED.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from .. import _wire
+from ..exceptions import OqcError
+from .runtime import Runtime
+from .scheduler import ObserveFailure, PollScheduler
+from .submitter import Submitter, SubmitTicket
+
+if TYPE_CHECKING:
+    from ..job import Job
+
+__all__ = ["Drive", "drive"]
+
+FinishedHook = Callable[["Job"], Any]
+ReservedHook = Callable[[Sequence[SubmitTicket]], Awaitable[None]]
+
+
+class Drive:
+    """One execute call in progress: lets handles cancel or re-poll while actors own state."""
+
+    def __init__(self, runtime: Runtime, deadline: float, on_reserved: ReservedHook | None):
+        self.runtime = runtime
+        self.scheduler = PollScheduler(runtime.send, runtime.api, runtime.policy, deadline=deadline)
+        self.submitter = Submitter(
+            runtime.send,
+            runtime.api,
+            max_body_bytes=runtime.max_body_bytes,
+            concurrency=runtime.submit_concurrency,
+            deadline=deadline,
+            on_reserved=on_reserved,
+        )
+        self.observe_errors: list[tuple[Job, OqcError]] = []
+
+    async def actor(self, job: Job, *, poll: bool, on_finished: FinishedHook | None) -> None:
+        """Drive one job: submit if needed, then apply status events until it ends."""
+        job._attach(self)
+        try:
+            if job.state.ended:
+                job._start_new_run()
+            if not job._confirmed:
+                await self._submit(job)
+                if not job._confirmed or not poll:
+                    return
+            await self._follow(job)
+        finally:
+            job._detach(self)
+            if on_finished is not None and job.state.ended:
+                on_finished(job)
+
+    async def _submit(self, job: Job) -> None:
+        base = self.runtime.task_base(job.qpu_id)
+        ticket = SubmitTicket(
+            qpu_id=job.qpu_id,
+            task_base=base,
+            encoded=job._encoded_task(),
+            task_id=str(job.task_id) if job.task_id is not None else None,
+        )
+        try:
+            await self.submitter.submit(ticket)
+        finally:
+            job._apply_ticket(ticket, base)
+        if ticket.failure is not None:
+            raise ticket.failure
+
+    async def _follow(self, job: Job) -> None:
+        assert job.task_id is not None
+        task_id = str(job.task_id)
+        send, receive = trio.open_memory_channel[Any](4)
+        self.scheduler.watch(task_id, job._task_base, job.qpu_id, send)
+        try:
+            async with receive:
+                async for event in receive:
+                    if isinstance(event, ObserveFailure):
+                        self.observe_errors.append((job, event.error))
+                        return
+                    job._apply_info(event)
+                    if job.state.ended:
+                        return
+        finally:
+            self.scheduler.unwatch(task_id)
+
+    async def cancel_remote(self, jobs: Sequence[Job]) -> None:
+        """One ``cancel_many`` per QPU URL for the given jobs, then poll them at once."""
+        groups: dict[str | None, list[str]] = {}
+        for job in jobs:
+            if job.task_id is not None and not job.state.ended:
+                groups.setdefault(job._task_base, []).append(str(job.task_id))
+        for base, ids in groups.items():
+            await self.runtime.send(self.runtime.api.cancel_many(base, ids))
+            self.scheduler.poll_soon(ids)
+
+
+async def drive(
+    jobs: Sequence[Job],
+    runtime: Runtime,
+    *,
+    poll: bool = True,
+    deadline: float = float("inf"),
+    on_reserved: ReservedHook | None = None,
+    on_finished: FinishedHook | None = None,
+) -> list[tuple[Job, OqcError]]:
+    """Run the supervisor nursery over ``jobs`` until each is settled (or the caller's cancel
+    scope fires). Returns the jobs whose tasks could not be observed, with the reason."""
+    state = Drive(runtime, deadline, on_reserved)
+    async with trio.open_nursery() as services:
+        services.start_soon(state.submitter.run)
+        if poll:
+            services.start_soon(state.scheduler.run)
+        async with trio.open_nursery() as actors:
+            for job in jobs:
+                actors.start_soon(state.actor, job, poll=poll, on_finished=on_finished)
+        services.cancel_scope.cancel()
+    return state.observe_errors
+
+
