@@ -279,7 +279,7 @@ class Job:
         new_run: bool = True,
         cancel_on_timeout: bool = False,
     ) -> None:
-        await _run_jobs(
+        await run_jobs(
             jobs,
             self._client,
             timeout_s,
@@ -436,7 +436,7 @@ class CompositeJob:
         self, *, timeout_s: float | None = 10.0, cancel_on_timeout: bool = False
     ) -> JobOutputProxy[Any]:
         """Submit what needs submitting, follow every child to the end, return ``outputs``."""
-        await _run_jobs(
+        await run_jobs(
             self.jobs, self._client(), timeout_s, poll=True, cancel_on_timeout=cancel_on_timeout
         )
         return self.outputs
@@ -451,7 +451,7 @@ class CompositeJob:
 
         async def run() -> None:
             async with send:
-                await _run_jobs(
+                await run_jobs(
                     self.jobs, self._client(), timeout_s, poll=True, on_finished=send.send_nowait
                 )
 
@@ -484,7 +484,7 @@ class CompositeJob:
         save_snapshot(self.to_snapshot(), path)
 
 
-async def _run_jobs(
+async def run_jobs(
     jobs: Sequence[Job],
     client: OqcSdk | None,
     timeout_s: float | None,
@@ -493,7 +493,11 @@ async def _run_jobs(
     new_run: bool = True,
     cancel_on_timeout: bool = False,
     on_finished: Any = None,
+    on_reserved: Any = None,
 ) -> None:
+    """Drive ``jobs`` under one supervisor with a deadline (shared by Job and CompositeJob,
+    and by the runner, which passes ``on_reserved`` to journal task IDs before submission
+    and ``on_finished`` to store each result as it arrives)."""
     if not jobs:
         return
     if client is None:
@@ -504,7 +508,14 @@ async def _run_jobs(
     deadline = _deadline(timeout_s)
     failures: list[tuple[Job, OqcError]] = []
     with trio.move_on_at(deadline) as scope:
-        failures = await drive(jobs, runtime, poll=poll, deadline=deadline, on_finished=on_finished)
+        failures = await drive(
+            jobs,
+            runtime,
+            poll=poll,
+            deadline=deadline,
+            on_finished=on_finished,
+            on_reserved=on_reserved,
+        )
     if scope.cancelled_caught:
         unfinished = [job for job in jobs if not job.ended]
         if cancel_on_timeout and unfinished:

@@ -46,6 +46,7 @@ class SubmitTicket:
     ``task_id`` is set as soon as an ID is reserved (before the submit POST); ``confirmed``
     once the server accepted the task; ``error`` is the server's refusal ``(code, message)``;
     ``failure`` an error that stops the whole call (authentication), never a task failure.
+    ``owner`` is the job the ticket is for (opaque here; hooks use it).
     """
 
     qpu_id: str
@@ -55,6 +56,7 @@ class SubmitTicket:
     confirmed: bool = False
     error: tuple[int, str] | None = None
     failure: OqcError | None = None
+    owner: Any = None
     done: trio.Event = attrs.field(factory=trio.Event)
 
 

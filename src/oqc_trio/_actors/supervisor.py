@@ -68,6 +68,7 @@ class Drive:
             task_base=base,
             encoded=job._encoded_task(),
             task_id=str(job.task_id) if job.task_id is not None else None,
+            owner=job,
         )
         try:
             await self.submitter.submit(ticket)
@@ -125,5 +126,3 @@ async def drive(
                 actors.start_soon(state.actor, job, poll=poll, on_finished=on_finished)
         services.cancel_scope.cancel()
     return state.observe_errors
-
-
