@@ -21,11 +21,13 @@ import datetime as dt
 import itertools
 import os
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from . import _wire
 from ._actors.policy import PollPolicy
 from ._actors.runtime import Runtime
+from ._actors.stream import JobStream, open_stream
 from ._transport import Transport
 from .auth import Credentials
 from .exceptions import NoActiveQpuError, NotOpenError
@@ -276,6 +278,15 @@ class OqcSdk:
         from .job_snapshot import load_snapshot
 
         return self.from_snapshot(load_snapshot(path))
+
+    def stream(self, *, max_in_flight: int = 1000) -> AbstractAsyncContextManager[JobStream]:
+        """A streaming runner in the caller's task: ``async with sdk.stream() as stream``.
+
+        Send jobs with ``await stream.send(job)``, close with ``await stream.close_input()``,
+        and ``async for job in stream`` receives each job as soon as it is settled. Not in the
+        official SDK.
+        """
+        return open_stream(self._runtime(), max_in_flight=max_in_flight)
 
     def _runtime(self) -> Runtime:
         return Runtime(

@@ -121,8 +121,12 @@ class Job:
     @property
     def outputs(self) -> JobOutputProxy[Any]:
         """The latest result, else the latest error, else empty."""
-        latest = self._result or self._error
+        latest = self._latest_output()
         return JobOutputProxy([latest] if latest is not None else [])
+
+    def _latest_output(self) -> JobOutput | None:
+        # Not ``result or error``: a JobResult is falsy (official semantics).
+        return self._result if self._result is not None else self._error
 
     @property
     def history(self) -> JobOutputProxy[Any]:
@@ -426,7 +430,7 @@ class CompositeJob:
     def outputs(self) -> JobOutputProxy[Any]:
         """Each child's latest output, in child order (children without one are skipped)."""
         return JobOutputProxy(
-            [out for job in self.jobs if (out := job._result or job._error) is not None]
+            [out for job in self.jobs if (out := job._latest_output()) is not None]
         )
 
     def _client(self) -> OqcSdk | None:
@@ -435,11 +439,26 @@ class CompositeJob:
     async def execute(
         self, *, timeout_s: float | None = 10.0, cancel_on_timeout: bool = False
     ) -> JobOutputProxy[Any]:
-        """Submit what needs submitting, follow every child to the end, return ``outputs``."""
+        """Submit what needs submitting, follow every child to the end, return ``outputs``.
+
+        While any child is unfinished, a call *continues* the batch: active children are
+        resumed (by polling, or by reconciling a reserved ID), unsubmitted ones are submitted,
+        and finished ones are left alone, so a batch interrupted by a deadline is never paid
+        for twice. Once every child has finished, a call starts a new run of all of them, as
+        the official SDK does.
+        """
         await run_jobs(
-            self.jobs, self._client(), timeout_s, poll=True, cancel_on_timeout=cancel_on_timeout
+            self._jobs_to_run(),
+            self._client(),
+            timeout_s,
+            poll=True,
+            cancel_on_timeout=cancel_on_timeout,
         )
         return self.outputs
+
+    def _jobs_to_run(self) -> list[Job]:
+        unfinished = [job for job in self.jobs if not job.ended]
+        return unfinished if unfinished else list(self.jobs)
 
     async def as_completed(self, *, timeout_s: float | None = None) -> AsyncIterator[Job]:
         """Execute, yielding each child as soon as it reaches a terminal state.
@@ -452,7 +471,11 @@ class CompositeJob:
         async def run() -> None:
             async with send:
                 await run_jobs(
-                    self.jobs, self._client(), timeout_s, poll=True, on_finished=send.send_nowait
+                    self._jobs_to_run(),
+                    self._client(),
+                    timeout_s,
+                    poll=True,
+                    on_finished=send.send_nowait,
                 )
 
         async with trio.open_nursery() as nursery:

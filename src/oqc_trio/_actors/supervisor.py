@@ -10,11 +10,11 @@ contract violations) never marks the task FAILED.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import trio
 
-from .. import _wire
 from ..exceptions import OqcError
 from .runtime import Runtime
 from .scheduler import ObserveFailure, PollScheduler
@@ -117,12 +117,33 @@ async def drive(
     """Run the supervisor nursery over ``jobs`` until each is settled (or the caller's cancel
     scope fires). Returns the jobs whose tasks could not be observed, with the reason."""
     state = Drive(runtime, deadline, on_reserved)
-    async with trio.open_nursery() as services:
-        services.start_soon(state.submitter.run)
-        if poll:
-            services.start_soon(state.scheduler.run)
-        async with trio.open_nursery() as actors:
-            for job in jobs:
-                actors.start_soon(state.actor, job, poll=poll, on_finished=on_finished)
-        services.cancel_scope.cancel()
+    try:
+        async with trio.open_nursery() as services:
+            services.start_soon(state.submitter.run)
+            if poll:
+                services.start_soon(state.scheduler.run)
+            async with trio.open_nursery() as actors:
+                for job in jobs:
+                    actors.start_soon(partial(state.actor, job, poll=poll, on_finished=on_finished))
+            services.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        raise _sole_error(group) from None
     return state.observe_errors
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [error]
+
+
+def _sole_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """Users see one error, not nested groups: the first leaf, preferring a
+    KeyboardInterrupt, then an OqcError; the group itself when the leaves are of
+    unrelated kinds (a bug, kept whole for its tracebacks)."""
+    leaves = _leaves(group)
+    for kind in (KeyboardInterrupt, OqcError):
+        for leaf in leaves:
+            if isinstance(leaf, kind):
+                return leaf
+    return leaves[0] if len({type(leaf) for leaf in leaves}) == 1 else group
