@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -392,7 +392,7 @@ class CompositeJob:
     def __len__(self) -> int:
         return len(self.jobs)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Job]:
         return iter(self.jobs)
 
     def __repr__(self) -> str:
