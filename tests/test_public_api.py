@@ -8,25 +8,24 @@ import sys
 
 import pytest
 
+OFFICIAL_ALL = {
+    "OqcSdk",
+    "Endianness",
+    "bits",
+    "Job",
+    "CompositeJob",
+    "JobState",
+    "JobFailed",
+    "JobLike",
+    "JobSnapshot",
+    "CompositeJobSnapshot",
+    "ExperimentalConfig",
+}
+
 # (module, name) pairs from official-sdk-behaviour.md §a, with oqc_qcaas_sdk -> oqc_trio.
 OFFICIAL_NAMES = [
     ("oqc_trio", name)
-    for name in (
-        "OqcSdk",
-        "Endianness",
-        "bits",
-        "Job",
-        "CompositeJob",
-        "JobState",
-        "JobFailed",
-        "JobLike",
-        "JobSnapshot",
-        "CompositeJobSnapshot",
-        "ExperimentalConfig",
-        "EradoConfig",
-        "ErasureModel",
-        "IdlingErrorConfig",
-    )
+    for name in [*sorted(OFFICIAL_ALL), "EradoConfig", "ErasureModel", "IdlingErrorConfig"]
 ] + [
     ("oqc_trio.client", "OqcSdk"),
     ("oqc_trio.job", "Job"),
@@ -54,19 +53,6 @@ OFFICIAL_NAMES = [
     ("oqc_trio.auth", "AuthenticationError"),
 ]
 
-OFFICIAL_ALL = {
-    "OqcSdk",
-    "Endianness",
-    "bits",
-    "Job",
-    "CompositeJob",
-    "JobState",
-    "JobFailed",
-    "JobLike",
-    "JobSnapshot",
-    "CompositeJobSnapshot",
-    "ExperimentalConfig",
-}
 
 JOB_MEMBERS = [
     "submit",
