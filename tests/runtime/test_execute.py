@@ -245,3 +245,36 @@ async def test_streaming_runner_feeds_500_jobs_in_waves(sdk: OqcSdk) -> None:
             async for job in stream:
                 finished.append(job)
     assert len(finished) == 500 and all(job.completed for job in finished)
+
+
+async def test_fetch_diagnostics_fills_timings_metrics_metadata(sdk: OqcSdk) -> None:
+    qpu = (await sdk.list_qpus())[0]["id"]
+    job = sdk.create_job(program=BELL, qpu_id=qpu, fetch_diagnostics=True)
+    assert isinstance(job, Job)
+    job.tag = "diag"
+    await job.execute()
+    assert job.timings and job.metrics and job.metadata
+    assert job.metadata["tag"] == "diag" and job.metadata["qpu_id"] == qpu
+    assert job.result is not None and job.result.timings == job.timings
+
+
+async def test_reconfigure_is_atomic_and_refused_while_driven(sdk: OqcSdk) -> None:
+    qpu = (await sdk.list_qpus())[0]["id"]
+    job = sdk.create_job(program=BELL, qpu_id=qpu)
+    assert isinstance(job, Job)
+    await job.execute()
+    with pytest.raises(AttributeError):
+        job.reconfigure(tag="x", nonsense=1)
+    assert job.tag is None and job.state is JobState.COMPLETED
+    job.reconfigure(memento=job.result, tag="again")
+    assert job.task_id is None and job.state is JobState.CREATED and job.tag == "again"
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(job.execute)
+        for _ in range(1000):
+            if job.driven:
+                break
+            await trio.sleep(0)
+        assert job.driven
+        with pytest.raises(RuntimeError, match="driving"):
+            job.reconfigure(tag="no")
+    assert job.completed and len(job.history) == 2
