@@ -208,11 +208,15 @@ class Job:
 
         return job_to_snapshot(self)
 
-    def save(self, path: str | Any) -> None:
-        """Write the snapshot to ``path`` atomically (temp file, fsync, rename)."""
+    def save(self, path: str | Any, *, compatible: bool = False) -> None:
+        """Write the snapshot to ``path`` atomically (temp file, fsync, rename).
+
+        ``compatible=True`` writes an UNKNOWN state as SUBMITTED/CREATED so the file also
+        loads in the official SDK (which rejects UNKNOWN).
+        """
         from .job_snapshot import save_snapshot
 
-        save_snapshot(self.to_snapshot(), path)
+        save_snapshot(self.to_snapshot(), path, compatible=compatible)
 
     # -- async API -----------------------------------------------------------------------------
     async def submit(self, *, timeout_s: float | None = 30.0) -> Job:
@@ -500,11 +504,11 @@ class CompositeJob:
 
         return composite_to_snapshot(self)
 
-    def save(self, path: str | Any) -> None:
-        """Write the snapshot to ``path`` atomically."""
+    def save(self, path: str | Any, *, compatible: bool = False) -> None:
+        """Write the snapshot to ``path`` atomically (see :meth:`Job.save`)."""
         from .job_snapshot import save_snapshot
 
-        save_snapshot(self.to_snapshot(), path)
+        save_snapshot(self.to_snapshot(), path, compatible=compatible)
 
 
 async def run_jobs(
