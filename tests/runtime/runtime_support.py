@@ -31,9 +31,8 @@ FAST_POLL = PollPolicy(first_poll_s=0.02, max_interval_s=0.5, parked_interval_s=
 def config(**changes: Any) -> Any:
     """The default emulator catalogue with fast QPUs unless told otherwise."""
     base = EmulatorConfig.default()
-    qpus = tuple(
-        attrs.evolve(q, execution_time_s=changes.pop("execution_time_s", 0.0)) for q in base.qpus
-    )
+    execution_time_s = changes.pop("execution_time_s", 0.0)
+    qpus = tuple(attrs.evolve(q, execution_time_s=execution_time_s) for q in base.qpus)
     return base.evolve(qpus=qpus, **changes)
 
 
