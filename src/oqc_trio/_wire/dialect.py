@@ -39,6 +39,4 @@ def resolve_dialect(
     try:
         return Dialect(requested.lower() if isinstance(requested, str) else requested)
     except ValueError:
-        raise ValueError(
-            f"unknown dialect {requested!r}: expected 'legacy' or 'v4'"
-        ) from None
+        raise ValueError(f"unknown dialect {requested!r}: expected 'legacy' or 'v4'") from None

@@ -93,9 +93,7 @@ class Api:
         """``GET /admin/qpu?per_page=1000`` (legacy) or ``GET /qpus`` (v4)."""
         if self.v4:
             return Request("GET", self.base_url + "/qpus", "qpus")
-        return Request(
-            "GET", self.base_url + "/admin/qpu", "qpus", params=(("per_page", "1000"),)
-        )
+        return Request("GET", self.base_url + "/admin/qpu", "qpus", params=(("per_page", "1000"),))
 
     def features(self, qpu_id: str) -> Request:
         """QPU feature set: ``/admin/qpu/{id}`` (legacy) or ``/qpus/{id}/features`` (v4)."""
@@ -137,9 +135,7 @@ class Api:
     def window_history(self, task_base: str | None, *, latest: bool = True) -> Request:
         """``GET /windows/history[?latest=true]`` at the QPU URL (legacy only)."""
         params = (("latest", "true"),) if latest else ()
-        return Request(
-            "GET", self._tasks(task_base) + "/windows/history", "window_history", params
-        )
+        return Request("GET", self._tasks(task_base) + "/windows/history", "window_history", params)
 
     # -- tasks -------------------------------------------------------------------------------
     def create_task_ids(

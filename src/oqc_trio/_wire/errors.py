@@ -34,9 +34,7 @@ def error_body(message: str) -> dict[str, Any]:
     return {"response": {"errors": [message]}}
 
 
-def parse_error_message(
-    body: bytes, content_type: str | None
-) -> tuple[str, dict[str, Any]]:
+def parse_error_message(body: bytes, content_type: str | None) -> tuple[str, dict[str, Any]]:
     """Return ``(message, metadata)`` for an error answer.
 
     Legacy bodies give ``response.errors[0]`` and the whole body as metadata; v4 bodies give

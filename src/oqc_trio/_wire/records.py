@@ -34,9 +34,7 @@ _METADATA_KEYS = ("config", "created_at", "id", "qpu_id", "tag")
 
 def _object(payload: Any, where: str) -> dict[str, Any]:
     if not isinstance(payload, dict):
-        raise ProtocolViolation(
-            f"{where}: expected a JSON object, got {type(payload).__name__}"
-        )
+        raise ProtocolViolation(f"{where}: expected a JSON object, got {type(payload).__name__}")
     return payload
 
 
@@ -138,7 +136,7 @@ def parse_single_submit(payload: Any) -> str:
     first = payload[0] if isinstance(payload, list) and payload else None
     if isinstance(first, dict) and "task_id" in first:
         return _uuid(first["task_id"], "submit")
-    raise ProtocolViolation("submit: expected [{\"task_id\": ...}] for a single task")
+    raise ProtocolViolation('submit: expected [{"task_id": ...}] for a single task')
 
 
 def parse_next_window(payload: Any) -> dt.datetime | None:
