@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -273,8 +274,46 @@ async def test_reconfigure_is_atomic_and_refused_while_driven(sdk: OqcSdk) -> No
         for _ in range(1000):
             if job.driven:
                 break
-            await trio.sleep(0)
+            await trio.lowlevel.checkpoint()
         assert job.driven
         with pytest.raises(RuntimeError, match="driving"):
             job.reconfigure(tag="no")
     assert job.completed and len(job.history) == 2
+
+
+async def test_v4_dialect_end_to_end(emu: Any) -> None:
+    async with OqcSdk(
+        emu.url, authentication_token=emu.token, dialect="v4", poll_policy=FAST_POLL
+    ) as sdk:
+        qpus = await sdk.list_qpus()
+        qpu = qpus[0]["id"]
+        assert await sdk.get_features(qpu)
+        composite = sdk.create_job(program=[BELL] * 10, qpu_id=qpu)
+        assert isinstance(composite, CompositeJob)
+        await composite.execute(timeout_s=30)
+        assert composite.completed
+        assert sdk.statistics().requests["health"] == 1
+    with pytest.raises(NotImplementedError):
+        await OqcSdk(emu.url, dialect="v4").get_next_window("q")
+
+
+async def test_email_password_login_and_queries(emu: Any) -> None:
+    from oqc_trio.emulator.config import DEV_EMAIL, DEV_PASSWORD
+
+    async with OqcSdk(
+        emu.url, email=DEV_EMAIL, password=DEV_PASSWORD, poll_policy=FAST_POLL
+    ) as sdk:
+        qpu = (await sdk.list_qpus())[0]["id"]
+        sdk.set_default_qpu(qpu)
+        assert sdk.statistics().logins == 1
+        assert await sdk.get_system_status(qpu) is not None
+        assert await sdk.get_calibration(date_filter="2026-01-02") is not None
+        assert await sdk.get_calibration(date_filter=dt.datetime(2026, 1, 2, 5)) is not None
+        window = await sdk.get_next_window()
+        assert window is None or window.tzinfo is not None
+        job = sdk.create_job(program=BELL)
+        assert isinstance(job, Job) and job.qpu_id == qpu
+        await job.execute()
+        assert job.completed
+    with pytest.raises(ValueError, match="YYYY-MM-DD"):
+        await sdk.get_calibration(date_filter="02/01/2026")
