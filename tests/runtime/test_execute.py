@@ -88,8 +88,9 @@ async def test_timeout_is_a_deadline_and_execute_again_resumes_without_resubmitt
             with pytest.raises(ExecuteTimeout) as info:
                 await composite.execute(timeout_s=0.5)
             elapsed = trio.current_time() - start
-            # The deadline is a cancel scope: not "after the next poll".
-            assert 0.5 <= elapsed < 0.6, elapsed
+            # The deadline is a cancel scope, not "after the next poll" (the official SDK
+            # overshoots by up to a whole backoff step). Slack for a loaded 2-core machine.
+            assert 0.5 <= elapsed < 0.65, elapsed
             assert info.value.unfinished and composite.active_jobs
             assert all(job.task_id is not None for job in composite.jobs)
             await composite.execute(timeout_s=30)

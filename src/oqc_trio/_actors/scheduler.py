@@ -131,7 +131,7 @@ class PollScheduler:
     def unwatch(self, task_id: str) -> None:
         """Stop polling ``task_id`` (its actor is leaving)."""
         watch = self._watches.pop(task_id, None)
-        if watch is not None and not watch.done:
+        if watch is not None:
             self._finish(watch)
 
     def poll_soon(self, task_ids: Iterable[str]) -> None:
@@ -244,6 +244,8 @@ class PollScheduler:
         self._schedule(watch, delay)
 
     def _finish(self, watch: _Watch) -> None:
+        if watch.done:
+            return
         watch.done = True
         self._watches.pop(watch.task_id, None)
         lane = self._lanes.get(watch.qpu_key)
