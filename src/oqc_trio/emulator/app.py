@@ -7,8 +7,10 @@
 * v4 gateway: ``/healthz``, ``/qpus``, ``/qpus/{id}/features|status|benchmarks[/search]`` and
   the same ``/tasks...`` and ``/monitoring...`` routes relative to the base URL.
   ``POST /tasks`` tells the dialects apart by its body.
-* Emulator administration (admin token only, not counted): ``GET /admin/emulator/counters``,
-  ``POST /admin/emulator/reset-counters`` and ``POST /admin/emulator/faults``.
+* Emulator administration (admin token only, never counted nor faulted):
+  ``GET /admin/emulator/counters``, ``POST /admin/emulator/reset-counters``,
+  ``GET|POST|DELETE /admin/emulator/faults`` (list, add, clear fault rules) and
+  ``POST /admin/emulator/restart`` (``{"downtime_s": 0.5}``).
 
 Every success is 200 with JSON; every error carries ``{"response": {"errors": [...]}}``.
 """
@@ -21,9 +23,9 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
-import attrs
 import trio
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -31,11 +33,21 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from . import bodies, catalogue
-from .asgi import BodyLimitMiddleware, Handler, endpoint, error_response
+from .asgi import (
+    BodyLimitMiddleware,
+    Handler,
+    JsonResponse,
+    ServerHooks,
+    endpoint,
+    error_response,
+)
 from .bodies import RequestRejected, clip, parse_json, require_object, short_repr, text_field
-from .config import EmulatorConfig, QpuSpec, Window
+from .config import EmulatorConfig, QpuSpec
+from .faults import FaultInjector, parse_rule
 from .scheduler import Scheduler
-from .state import EmulatorState, Fault, User
+from .state import EmulatorState, User
+from .validate import ConfigError
+from .windows import Window
 
 __all__ = ["TASK_FIELDS", "build_app", "create_app", "emulator_version"]
 
@@ -79,10 +91,13 @@ def _int_param(request: Request, name: str, default: int, maximum: int) -> int:
 class _Routes:
     """The handlers, bound to one state and scheduler."""
 
-    def __init__(self, state: EmulatorState, scheduler: Scheduler) -> None:
+    def __init__(self, state: EmulatorState, scheduler: Scheduler, hooks: ServerHooks) -> None:
         self.state = state
         self.scheduler = scheduler
+        self.hooks = hooks
         self.version = emulator_version()
+        #: Every counted route, as fault rules name them (filled by _routes).
+        self.labels: list[str] = []
 
     # -- helpers -----------------------------------------------------------------------------
     def _base(self, request: Request) -> str:
@@ -120,7 +135,15 @@ class _Routes:
                 f"no calibration of {spec.id} for {day.isoformat()}: that day is in the future",
                 404,
             )
-        return catalogue.calibration(spec, day)
+        doc = catalogue.calibration_on(spec, day)
+        if doc is None:
+            first = spec.calibrations[0].date.isoformat()
+            raise RequestRejected(
+                f"no calibration of {spec.id} on or before {day.isoformat()} "
+                f"(the first is dated {first})",
+                404,
+            )
+        return doc
 
     # -- health, login -----------------------------------------------------------------------
     async def version_(self, request: Request, user: User | None) -> Any:
@@ -231,10 +254,11 @@ class _Routes:
 
     async def v4_benchmarks(self, request: Request, user: User | None) -> Any:
         spec = self.state.qpu(request.path_params["qpu_id"])
-        return {"qpu_id": spec.id, "data": catalogue.calibration(spec, self._today())}
+        return {"qpu_id": spec.id, "data": self._calibration_day(spec, self._today())}
 
     async def v4_benchmark_search(self, request: Request, user: User | None) -> Any:
-        """``data`` is the list of daily calibrations within ``[start_date, end_date]``."""
+        """``data`` lists the calibrations in force within ``[start_date, end_date]``: one
+        per day for an ideal QPU, each configured calibration once otherwise."""
         spec = self.state.qpu(request.path_params["qpu_id"])
         params = request.query_params
         start_raw, end_raw = params.get("start_date"), params.get("end_date")
@@ -245,8 +269,7 @@ class _Routes:
         if (end - start).days >= _MAX_SEARCH_DAYS:
             raise RequestRejected(f"at most {_MAX_SEARCH_DAYS} days per search")
         end = min(end, self._today())
-        days = [start + dt.timedelta(days=n) for n in range((end - start).days + 1)]
-        return {"qpu_id": spec.id, "data": [catalogue.calibration(spec, d) for d in days]}
+        return {"qpu_id": spec.id, "data": catalogue.calibrations_between(spec, start, end)}
 
     # -- tasks -------------------------------------------------------------------------------
     async def create_ids(self, request: Request, user: User | None) -> Any:
@@ -343,9 +366,7 @@ class _Routes:
         if end <= start:
             raise RequestRejected(f"{where}: end_time must be after start_time")
         window = Window(start, end)
-        self.state.windows[spec.id] = sorted(
-            [*self.state.windows[spec.id], window], key=lambda w: w.starting
-        )
+        self.state.add_window(spec.id, window)
         return catalogue.window_doc(spec.id, window)
 
     # -- emulator administration -------------------------------------------------------------
@@ -356,28 +377,99 @@ class _Routes:
         self.state.reset_counters()
         return self.state.counters()
 
-    async def add_fault(self, request: Request, user: User | None) -> Any:
-        """``{"route": "GET /tasks/{task_id}/all_info" | "*", "status": 503, "times": 1,
-        "message": "..."}``: the next ``times`` matching requests get ``status``."""
+    async def add_faults(self, request: Request, user: User | None) -> Any:
+        """A rule object (see :mod:`oqc_trio.emulator.faults`; the earlier ``{"route",
+        "status", "times", "message"}`` works), or ``{"rules": [...], "replace": false}``.
+        Route patterns matching no endpoint are refused (400)."""
         where = "POST /admin/emulator/faults"
         data = require_object(await _json(request), where)
-        route = text_field(data, "route", where) or ""
-        status, times = data.get("status", 503), data.get("times", 1)
-        for name, value, low, high in (("status", status, 400, 599), ("times", times, 1, 10**6)):
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise RequestRejected(f"{where}: '{name}' must be an integer in [{low}, {high}]")
-        message = text_field(data, "message", where, required=False) or "injected fault"
-        self.state.faults.append(Fault(route, status, times, message))
-        return {"faults": [attrs.asdict(f) for f in self.state.faults]}
+        items = data.get("rules") if "rules" in data else [data]
+        replace = data.get("replace", False) if "rules" in data else False
+        if not isinstance(items, list) or not isinstance(replace, bool):
+            raise RequestRejected(f"{where}: 'rules' must be an array, 'replace' a boolean")
+        try:
+            rules = [parse_rule(item, f"rules[{i}]") for i, item in enumerate(items)]
+        except ConfigError as exc:
+            raise RequestRejected(f"{where}: {exc}") from None
+        for rule in rules:
+            unmatched = FaultInjector.unmatched(rule, self.labels)
+            if unmatched:
+                raise RequestRejected(
+                    f"{where}: route pattern {unmatched[0]!r} matches no endpoint "
+                    "(patterns look like 'POST /tasks/submit' or 'GET /tasks/*/all_info')"
+                )
+        injector = self.state.injector
+        if replace:
+            injector.clear()
+        for rule in rules:
+            injector.add(rule)
+        return {"faults": injector.docs()}
+
+    async def list_faults(self, request: Request, user: User | None) -> Any:
+        return {"faults": self.state.injector.docs(), "seed": self.state.injector.seed}
+
+    async def clear_faults(self, request: Request, user: User | None) -> Any:
+        self.state.injector.clear()
+        return {"faults": []}
+
+    async def restart(self, request: Request, user: User | None) -> Any:
+        """``{"downtime_s": 0.0}``: restart the server (in-memory state is lost; with a
+        database it is read back), once this answer is sent."""
+        if self.hooks.restart is None:
+            raise RequestRejected("this server cannot restart itself", 501)
+        body = await request.body()
+        data = (
+            require_object(parse_json(body), "POST /admin/emulator/restart") if body.strip() else {}
+        )
+        downtime = data.get("downtime_s", 0.0)
+        if (
+            isinstance(downtime, bool)
+            or not isinstance(downtime, int | float)
+            or not 0 <= downtime <= 3600
+        ):
+            raise RequestRejected("'downtime_s' must be a number of seconds in [0, 3600]")
+        restart = self.hooks.restart
+
+        async def after_answering() -> None:
+            restart(float(downtime))
+
+        return JsonResponse(
+            {"restarting": True, "downtime_s": float(downtime)},
+            background=BackgroundTask(after_answering),
+        )
+
+
+#: Routes whose changes are stored before they answer (with a database).
+_STORING = {
+    "POST /tasks",
+    "POST /tasks/submit",
+    "POST /tasks/cancel_many",
+    "POST /admin/login",
+    "POST /admin/users",
+    "POST /admin/users/current_user/auth_tokens",
+    "POST /admin/users/{user_id}/update_password",
+    "DELETE /auth_tokens/{token}",
+    "POST /windows/one-off-window",
+}
 
 
 def _routes(api: _Routes, state: EmulatorState) -> list[BaseRoute]:
     def route(
         method: str, path: str, handler: Handler, *, auth: bool = True, admin: bool = False
     ) -> Route:
+        label = f"{method} {path}"
         counted = not path.startswith("/admin/emulator/")
+        if counted and label not in api.labels:
+            api.labels.append(label)
         wrapped = endpoint(
-            state, f"{method} {path}", handler, auth=auth, admin=admin, counted=counted
+            state,
+            label,
+            handler,
+            hooks=api.hooks,
+            auth=auth,
+            admin=admin,
+            counted=counted,
+            stores=label in _STORING,
         )
         return Route(path, wrapped, methods=[method])
 
@@ -421,7 +513,10 @@ def _routes(api: _Routes, state: EmulatorState) -> list[BaseRoute]:
         route("GET", "/qpus/{qpu_id}/benchmarks/search", api.v4_benchmark_search),
         route("GET", "/admin/emulator/counters", api.counters, admin=True),
         route("POST", "/admin/emulator/reset-counters", api.reset_counters, admin=True),
-        route("POST", "/admin/emulator/faults", api.add_fault, admin=True),
+        route("GET", "/admin/emulator/faults", api.list_faults, admin=True),
+        route("POST", "/admin/emulator/faults", api.add_faults, admin=True),
+        route("DELETE", "/admin/emulator/faults", api.clear_faults, admin=True),
+        route("POST", "/admin/emulator/restart", api.restart, admin=True),
         *qpu_routes,
         Mount("/qpu/{short}", routes=qpu_routes),
     ]
@@ -431,18 +526,20 @@ def build_app(
     state: EmulatorState,
     scheduler: Scheduler,
     *,
+    hooks: ServerHooks | None = None,
     lifespan: Callable[[Starlette], Any] | None = None,
 ) -> Starlette:
-    """The app over an existing state and scheduler (the caller runs the scheduler)."""
-    api = _Routes(state, scheduler)
+    """The app over an existing state and scheduler (the caller runs the scheduler);
+    ``hooks`` connect it to the server (dropping connections, restarts, the store)."""
+    api = _Routes(state, scheduler, hooks or ServerHooks())
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         if exc.status_code == 404:
-            state.count_request("unmatched")
+            state.count_request("unmatched", faults=False)
             message = f"no such endpoint: {request.method} {clip(request.url.path)}"
         elif exc.status_code == 405:
-            state.count_request("unmatched")
+            state.count_request("unmatched", faults=False)
             message = f"method {request.method} not allowed on {clip(request.url.path)}"
         else:
             message = str(exc.detail)
@@ -466,7 +563,9 @@ def create_app(
 ) -> Starlette:
     """An ASGI app serving a fresh emulator, for any trio-based ASGI server (hypercorn with
     ``--worker-class trio``). The executor and the QPU queues start in the app's lifespan;
-    the state is at ``app.state.emulator``."""
+    the state is at ``app.state.emulator``. Without :func:`open_emulator`'s server around
+    it, the app cannot restart, keeps no database, and an injected ``drop`` fault raises
+    from the app (most servers then answer 500 and close the connection)."""
     from .executor import open_executor
 
     cfg = config if config is not None else EmulatorConfig.default()

@@ -1,6 +1,7 @@
 """HTTP plumbing of the emulator app: the body-size guard, JSON responses in the contract's
-shapes, and the wrapper that turns every handler into an endpoint that authenticates,
-counts, injects faults and never answers 500 to bad input.
+shapes, and the wrapper that turns every handler into an endpoint that counts, injects
+faults, authenticates, applies per-user limits, waits for its changes to be stored, and
+never answers 500 to bad input.
 """
 
 from __future__ import annotations
@@ -10,18 +11,23 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import attrs
+import trio
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._wire import error_body
 from .bodies import RequestRejected
+from .faults import FaultRule
+from .limits import format_retry_after
 from .state import EmulatorState, User
 
 __all__ = [
     "BodyLimitMiddleware",
     "Handler",
     "JsonResponse",
+    "ServerHooks",
     "endpoint",
     "error_response",
     "token_from",
@@ -30,7 +36,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: A route handler: the request and the authenticated user (None on open routes) in, a
-#: JSON-able answer out (sent with 200); raise RequestRejected for any error answer.
+#: JSON-able answer out (sent with 200) or a ready Response; raise RequestRejected for any
+#: error answer.
 Handler = Callable[[Request, User | None], Awaitable[Any]]
 
 
@@ -47,10 +54,55 @@ class JsonResponse(Response):
         ).encode("ascii")
 
 
-def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
+def error_response(
+    status: int,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    *,
+    retry_after: float | None = None,
+) -> Response:
     """The contract's error body ``{"response": {"errors": [message]}}``, plus the v4
-    gateway's ``detail`` with the same message (each dialect's client reads its own key)."""
+    gateway's ``detail`` with the same message (each dialect's client reads its own key);
+    ``retry_after`` seconds become a ``Retry-After`` header."""
+    if retry_after is not None:
+        headers = {**(headers or {}), "retry-after": format_retry_after(retry_after)}
     return JsonResponse({**error_body(message), "detail": message}, status, headers=headers)
+
+
+async def _no_flush() -> None:
+    return None
+
+
+@attrs.define
+class ServerHooks:
+    """What an endpoint may ask of the server around the app.
+
+    ``drop(client)`` closes the connection of an ASGI ``client`` address without an answer
+    (False when the server cannot); ``restart(downtime_s)`` restarts the server;
+    ``flush()`` returns once the state's changes so far are stored (``--db``).
+    """
+
+    drop: Callable[[Any], bool] = lambda client: False
+    restart: Callable[[float], None] | None = None
+    flush: Callable[[], Awaitable[None]] = _no_flush
+
+
+class DroppedConnection(ConnectionAbortedError):
+    """Raised to the ASGI server when a connection must be dropped but the server cannot
+    do it for us (an app served by another server than :func:`open_emulator`'s)."""
+
+
+def _fault_response(fault: FaultRule) -> Response:
+    status = fault.status[0]
+    retry_after = fault.retry_after_s if status in (429, 503) else None
+    return error_response(status, fault.message, retry_after=retry_after)
+
+
+def _drop(hooks: ServerHooks, request: Request) -> Response:
+    if not hooks.drop(request.scope.get("client")):
+        raise DroppedConnection("injected fault: drop the connection")
+    # Nobody will read this: the socket is already shut down.
+    return Response(status_code=500)
 
 
 def token_from(request: Request) -> str | None:
@@ -69,35 +121,73 @@ def endpoint(
     route: str,
     handler: Handler,
     *,
+    hooks: ServerHooks | None = None,
     auth: bool = True,
     admin: bool = False,
     counted: bool = True,
+    stores: bool = False,
 ) -> Callable[[Request], Awaitable[Response]]:
     """Wrap ``handler`` as a Starlette endpoint for ``route`` (e.g. ``"POST /tasks/submit"``).
 
-    In order: count the request (and apply an injected fault), authenticate (401 / 403),
-    run the handler, answer 200 with its JSON. :class:`RequestRejected` becomes its status
-    with the error body; any other exception is a bug, logged and answered 500.
+    In order: count the request and draw its fault (``counted`` routes only), apply a
+    fault acting before the handler (answer an error, drop the connection, restart),
+    authenticate (401 / 403), admit the user under its limits (429), wait an added latency,
+    run the handler, wait until its changes are stored (``stores``), answer 200 with its
+    JSON, and apply a fault acting after (replace the answer, drop it, delay it).
+    :class:`RequestRejected` becomes its status with the error body; any other exception is
+    a bug, logged and answered 500.
     """
+    server = hooks or ServerHooks()
 
     async def run(request: Request) -> Response:
+        fault = state.count_request(route) if counted else None
+        if fault is not None and fault.phase == "before":
+            if fault.kind == "status":
+                return _fault_response(fault)
+            if fault.kind == "drop":
+                return _drop(server, request)
+            if fault.kind == "restart":
+                if server.restart is not None:
+                    server.restart(fault.downtime_s)
+                return _drop(server, request)
+        latency = 0.0
+        if fault is not None and fault.kind == "delay" and fault.phase == "before":
+            latency = fault.delay_s
+        response = await answer(request, latency)
+        if fault is not None and fault.phase == "after":
+            if fault.kind == "status":
+                return _fault_response(fault)
+            if fault.kind == "drop":
+                return _drop(server, request)
+            await trio.sleep(fault.delay_s)
+        return response
+
+    async def answer(request: Request, delay: float) -> Response:
+        admitted: User | None = None
         try:
-            if counted:
-                fault = state.count_request(route)
-                if fault is not None:
-                    return error_response(fault.status, fault.message)
             user = None
             if auth or admin:
                 user = state.authenticate(token_from(request))
                 if admin and not user.admin:
                     raise RequestRejected("this endpoint is for administrators only", 403)
+                if counted and state.admit(user, trio.current_time()):
+                    admitted = user
+            if delay:
+                # Added latency is time the service spends on the request: it holds the
+                # user's concurrency slot.
+                await trio.sleep(delay)
             payload = await handler(request, user)
+            if stores:
+                await server.flush()
         except RequestRejected as exc:
-            return error_response(exc.status, exc.message)
+            return error_response(exc.status, exc.message, retry_after=exc.retry_after)
         except Exception:
             logger.exception("emulator bug answering %s", route)
             return error_response(500, f"internal emulator error answering {route}")
-        return JsonResponse(payload)
+        finally:
+            if admitted is not None:
+                state.release(admitted)
+        return payload if isinstance(payload, Response) else JsonResponse(payload)
 
     run.__name__ = route
     return run

@@ -45,12 +45,16 @@ MAX_IDS_PER_REQUEST = 10_000
 
 
 class RequestRejected(Exception):
-    """The request is malformed: answered with ``status`` (400 unless said) and ``message``."""
+    """The request is malformed: answered with ``status`` (400 unless said) and ``message``;
+    ``retry_after`` (seconds) adds a ``Retry-After`` header (429 answers)."""
 
-    def __init__(self, message: str, status: int = 400) -> None:
+    def __init__(
+        self, message: str, status: int = 400, *, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
+        self.retry_after = retry_after
 
 
 class BadTaskConfig(ValueError):

@@ -2,8 +2,11 @@
 calibrations (benchmarks), system status and execution windows. Pure functions of the
 configuration, a date and queue figures; no I/O.
 
-Calibrations are synthetic but deterministic: the same QPU and date always give the same
-numbers, so tests can compare documents fetched at different times.
+A QPU configured with calibrations serves them: the document of a day is the calibration in
+force that day (the latest dated on or before it), with exactly the figures its noise model
+is built from. A QPU without calibrations is an ideal simulator; it serves synthetic but
+deterministic figures (the same QPU and date always give the same numbers) marked
+``"noise_applied": false``.
 """
 
 from __future__ import annotations
@@ -13,10 +16,15 @@ import random
 from collections.abc import Iterable
 from typing import Any
 
+from . import windows as schedule
+from .calibration import Calibration, in_force
 from .config import QpuSpec, Window
 
 __all__ = [
     "calibration",
+    "calibration_doc",
+    "calibration_on",
+    "calibrations_between",
     "features",
     "next_window",
     "qpu_record",
@@ -47,6 +55,9 @@ def features(qpu: QpuSpec) -> dict[str, Any]:
         "languages": ["OPENQASM 2.0", "OPENQASM 3.0"],
         "results_formats": ["BinaryCount"],
         "emulated": True,
+        "noisy": any(c.noisy for c in qpu.calibrations),
+        "routes_uncoupled_gates": qpu.routes,
+        "windowed": qpu.windowed,
     }
 
 
@@ -66,8 +77,66 @@ def qpu_record(qpu: QpuSpec, url: str | None) -> dict[str, Any]:
     return record
 
 
+def calibration_doc(qpu: QpuSpec, cal: Calibration) -> dict[str, Any]:
+    """The document of a configured calibration: its date and figures (``None`` T1/T2
+    means no relaxation), plus fidelities derived from them."""
+    qubits = {}
+    for index, q in enumerate(cal.qubits):
+        qubits[str(index)] = {
+            "t1_us": q.t1_us,
+            "t2_us": q.t2_us,
+            "readout_p01": q.readout_p01,
+            "readout_p10": q.readout_p10,
+            "readout_fidelity": round(1.0 - (q.readout_p01 + q.readout_p10) / 2, 6),
+            "single_qubit_gate_error": q.error_1q,
+            "single_qubit_gate_fidelity": round(1.0 - q.error_1q, 8),
+            "single_qubit_gate_time_ns": q.duration_1q_ns,
+        }
+    couplers = {
+        f"{c.qubits[0]}-{c.qubits[1]}": {
+            "two_qubit_gate_error": c.error_2q,
+            "two_qubit_gate_fidelity": round(1.0 - c.error_2q, 8),
+            "two_qubit_gate_time_ns": c.duration_2q_ns,
+        }
+        for c in cal.couplers
+    }
+    return {
+        "qpu_id": qpu.id,
+        "date": cal.date.isoformat(),
+        "calibrated_at": f"{cal.date.isoformat()}T00:00:00+00:00",
+        "source": cal.source,
+        "noise_applied": cal.noisy,
+        "connectivity": [list(pair) for pair in qpu.couplers],
+        "qubits": qubits,
+        "couplers": couplers,
+    }
+
+
+def calibration_on(qpu: QpuSpec, day: dt.date) -> dict[str, Any] | None:
+    """The document in force on ``day``: the configured calibration (None before the
+    first one), or the synthetic figures of an ideal QPU."""
+    if not qpu.calibrations:
+        return calibration(qpu, day)
+    found = in_force(qpu.calibrations, day)
+    return None if found is None else calibration_doc(qpu, found)
+
+
+def calibrations_between(qpu: QpuSpec, start: dt.date, end: dt.date) -> list[dict[str, Any]]:
+    """Every document in force at some day of ``[start, end]`` (one per day for an ideal
+    QPU, one per configured calibration otherwise), oldest first."""
+    if not qpu.calibrations:
+        return [
+            calibration(qpu, start + dt.timedelta(days=n)) for n in range((end - start).days + 1)
+        ]
+    first = in_force(qpu.calibrations, start)
+    chosen = [c for c in qpu.calibrations if start < c.date <= end]
+    if first is not None:
+        chosen.insert(0, first)
+    return [calibration_doc(qpu, c) for c in chosen]
+
+
 def calibration(qpu: QpuSpec, day: dt.date) -> dict[str, Any]:
-    """A deterministic calibration document of ``qpu`` for ``day``."""
+    """The synthetic, deterministic calibration document of an ideal ``qpu`` for ``day``."""
     rng = random.Random(f"{qpu.id}|{day.isoformat()}")
     qubits = {}
     for q in range(qpu.qubits):
@@ -87,14 +156,24 @@ def calibration(qpu: QpuSpec, day: dt.date) -> dict[str, Any]:
         "qpu_id": qpu.id,
         "date": day.isoformat(),
         "calibrated_at": f"{day.isoformat()}T06:00:00+00:00",
+        "source": "synthetic (ideal simulator: these figures are not applied)",
+        "noise_applied": False,
         "qubits": qubits,
         "couplers": couplers,
     }
 
 
-def system_status(qpu: QpuSpec, *, queued: int, running: int, now: dt.datetime) -> dict[str, Any]:
-    """The status document of one QPU: availability and queue figures."""
-    return {
+def system_status(
+    qpu: QpuSpec,
+    *,
+    queued: int,
+    running: int,
+    now: dt.datetime,
+    windows: list[Window] | None = None,
+) -> dict[str, Any]:
+    """The status document of one QPU: availability, queue figures and, for a QPU that
+    works in windows (``windows`` given), whether one is open and when the next opens."""
+    doc: dict[str, Any] = {
         "qpu_id": qpu.id,
         "name": qpu.name,
         "status": "ONLINE" if qpu.active else "OFFLINE",
@@ -102,7 +181,13 @@ def system_status(qpu: QpuSpec, *, queued: int, running: int, now: dt.datetime) 
         "queued_tasks": queued,
         "running_tasks": running,
         "updated_at": utc_iso(now),
+        "windowed": windows is not None,
     }
+    if windows is not None:
+        opening = schedule.next_start(windows, now)
+        doc["in_window"] = schedule.is_open(windows, now)
+        doc["next_window_start"] = None if opening is None else utc_iso(opening)
+    return doc
 
 
 def window_doc(qpu_id: str, window: Window) -> dict[str, Any]:

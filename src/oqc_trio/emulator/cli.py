@@ -3,11 +3,16 @@
 ::
 
     oqc-emulator serve [--host 127.0.0.1] [--port 8000] [--config emulator.toml]
-                       [--executor aer|instant] [--access-log]
+                       [--executor aer|instant] [--db emulator.sqlite]
+                       [--fault KIND:key=value,...]... [--fault-seed N] [--access-log]
 
 Prints the base URL, the QPUs and the tokens, then serves until interrupted (Ctrl-C).
 Loopback only by default: binding another address warns, because the emulator has no TLS
-and its development token is printed in clear.
+and its development token is printed in clear. ``--db`` keeps users, tokens and tasks in
+an sqlite file, so that a restarted server resumes its queue; without it, everything is in
+memory and lost when the process ends. ``--fault`` adds a fault rule (after those of the
+config's ``[faults]``), e.g. ``--fault status:status=429|503,probability=0.1`` or
+``--fault drop:probability=0.02`` (see :mod:`oqc_trio.emulator.faults`).
 """
 
 from __future__ import annotations
@@ -18,9 +23,12 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import TextIO
 
+import attrs
 import trio
 
 from .config import ConfigError, EmulatorConfig
+from .faults import FaultPlan, FaultRule, parse_cli_fault
+from .persistence import StoreError
 
 __all__ = ["console_main", "main"]
 
@@ -42,6 +50,18 @@ def _parser() -> argparse.ArgumentParser:
         default="aer",
         help="aer: real simulation; instant: all-zeros counts, no simulation",
     )
+    serve.add_argument(
+        "--db", help="sqlite file keeping users, tokens and tasks across restarts (default: none)"
+    )
+    serve.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="RULE",
+        help="inject faults: KIND[:key=value,...] or a JSON object, e.g. "
+        "'status:status=503,probability=0.1' (repeatable)",
+    )
+    serve.add_argument("--fault-seed", type=int, help="seed of the fault rules' random draws")
     serve.add_argument("--access-log", action="store_true", help="log every request")
     return parser
 
@@ -65,8 +85,18 @@ def banner(url: str, config: EmulatorConfig, *, executor: str) -> str:
         lines.append(f"development token: {config.generated_dev_token}")
     else:
         lines.append(f"user token: {config.first_token}")
+    for rule in config.faults.rules:
+        lines.append(f"fault: {rule.kind} on {', '.join(rule.routes)} ({_how_often(rule)})")
     lines.append(f"admin token: {config.admin_token}")
     return "\n".join(lines)
+
+
+def _how_often(rule: FaultRule) -> str:
+    if rule.probability is not None:
+        return f"probability {rule.probability:g}"
+    if rule.sequence:
+        return "sequence " + "".join("1" if s else "0" for s in rule.sequence)
+    return "every matching request"
 
 
 async def _serve(args: argparse.Namespace, config: EmulatorConfig, out: TextIO) -> None:
@@ -78,6 +108,7 @@ async def _serve(args: argparse.Namespace, config: EmulatorConfig, out: TextIO) 
         host=args.host,
         port=args.port,
         access_log=args.access_log,
+        db=args.db,
     ) as emulator:
         print(banner(emulator.url, config, executor=args.executor), file=out, flush=True)
         await trio.sleep_forever()
@@ -89,6 +120,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     args = _parser().parse_args(argv)
     try:
         config = EmulatorConfig.from_toml(args.config) if args.config else EmulatorConfig.default()
+        config = _with_faults(config, args.fault, args.fault_seed)
     except ConfigError as exc:
         print(f"oqc-emulator: {exc}", file=sys.stderr)
         return 2
@@ -105,6 +137,10 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         leaves = list(_leaves(exc))
         if all(isinstance(leaf, KeyboardInterrupt) for leaf in leaves):
             return 0
+        store_errors = [leaf for leaf in leaves if isinstance(leaf, StoreError)]
+        if store_errors:
+            print(f"oqc-emulator: {store_errors[0]}", file=sys.stderr)
+            return 2
         os_errors = [leaf for leaf in leaves if isinstance(leaf, OSError)]
         if os_errors and len(os_errors) == len(leaves):
             print(
@@ -114,6 +150,17 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
             return 1
         raise
     return 0
+
+
+def _with_faults(config: EmulatorConfig, rules: Sequence[str], seed: int | None) -> EmulatorConfig:
+    if not rules and seed is None:
+        return config
+    plan = config.faults
+    added = tuple(parse_cli_fault(text) for text in rules)
+    return attrs.evolve(
+        config,
+        faults=FaultPlan(seed=plan.seed if seed is None else seed, rules=(*plan.rules, *added)),
+    )
 
 
 def _leaves(exc: BaseException) -> Iterator[BaseException]:

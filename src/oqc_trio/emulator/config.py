@@ -1,8 +1,8 @@
-"""Emulator configuration: the QPU catalogue, users and timing, loaded from TOML.
+"""Emulator configuration: the QPU catalogue, users, timing, limits and faults, from TOML.
 
 A complete ``emulator.toml`` (every key optional)::
 
-    time_scale = 1.0            # multiplies every QPU's simulated execution time (0 = none)
+    time_scale = 1.0            # multiplies every simulated duration (0 = none)
     seed = 1234                 # fixed sampling seed (per task: seed + task number)
     admin_token = "admin-secret"
     qpu_paths = true            # QPU urls are {base}/qpu/{short}; false: every url is {base}
@@ -14,35 +14,68 @@ A complete ``emulator.toml`` (every key optional)::
     name = "Lucy (emulated)"
     qubits = 8
     connectivity = [[0, 1], [1, 2]]   # default: a ring
+    route = false                     # uncoupled 2-qubit gates: fail (default: route
+                                      # them, unless connectivity is given)
     max_shots = 10000
     gate_set = ["rz", "sx", "x", "ecr"]
     execution_time_s = 0.05           # simulated time on the QPU per task, x time_scale
     workers = 1                       # tasks run at once on this QPU
     active = true
-    windows = [{ starting = "2030-01-01T09:00:00Z", ending = "2030-01-01T17:00:00Z" }]
+    windows = [{ starting = "2030-01-01T09:00:00Z", ending = "2030-01-01T17:00:00Z" },
+               { start_in_s = 60, duration_s = 600, every_s = 3600 }]
+    [[qpus.calibrations]]             # noise (see oqc_trio.emulator.calibration)
+    date = 2025-01-01
+    t1_us = 100.0
+    t2_us = 80.0
+    readout_p01 = 0.02
 
     [[users]]
     email = "alice@example.com"
     password = "alice-password"
     tokens = ["alice-token"]
     admin = false
+    limits = { requests_per_s = 10 }  # overrides [limits] (see oqc_trio.emulator.limits)
 
-With no ``[[qpus]]`` the two default QPUs of :data:`DEFAULT_QPU_IDS` are served. With no
-``[[users]]`` one development user is created with a random token (the command prints it).
+    [limits]
+    max_concurrent_requests = 50
+
+    [faults]                          # see oqc_trio.emulator.faults
+    seed = 7
+    rules = [{ kind = "status", status = [429, 503], probability = 0.1 }]
+
+With no ``[[qpus]]`` the default catalogue of ``default_catalogue.toml`` is served: an ideal
+QPU and a noisy one (ids in :data:`DEFAULT_QPU_IDS`). With no ``[[users]]`` one development
+user is created with a random token (the command prints it).
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import importlib.resources
 import secrets
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import attrs
 
 from .._wire import MAX_REQUEST_BYTES
+from .calibration import Calibration, parse_calibrations
+from .faults import FaultPlan, parse_plan
+from .limits import UserLimits, parse_limits
+from .validate import (
+    ConfigError,
+    bool_key,
+    int_key,
+    list_key,
+    number_key,
+    opt_int_key,
+    reject_unknown,
+    str_key,
+    table,
+)
+from .windows import RelativeWindow, Window, parse_windows
 
 __all__ = [
     "DEFAULT_QPU_IDS",
@@ -55,7 +88,7 @@ __all__ = [
     "Window",
 ]
 
-#: Ids of the default catalogue: a small and a larger emulated QPU.
+#: Ids of the default catalogue: an ideal QPU and a noisy one.
 DEFAULT_QPU_IDS = ("qpu:uk:2:d865b5a184", "qpu:uk:3:9829a5504f")
 #: Credentials of the development user created when the config names no user.
 DEV_EMAIL = "dev@emulator.local"
@@ -64,26 +97,19 @@ DEV_PASSWORD = "emulator"
 DEFAULT_GATE_SET = ("rz", "sx", "x", "ecr", "cx", "h", "measure", "reset", "barrier")
 
 
-class ConfigError(ValueError):
-    """The configuration is invalid; the message names the offending key."""
-
-
 def new_token(prefix: str = "emu") -> str:
     """A fresh random bearer token."""
     return f"{prefix}-{secrets.token_urlsafe(24)}"
 
 
 @attrs.frozen
-class Window:
-    """A dedicated execution window of a QPU (timezone-aware UTC datetimes)."""
-
-    starting: dt.datetime
-    ending: dt.datetime
-
-
-@attrs.frozen
 class QpuSpec:
-    """One emulated QPU of the catalogue."""
+    """One emulated QPU of the catalogue.
+
+    ``calibrations`` (sorted by date) make it noisy; ``route`` None means "route unless a
+    connectivity was given". ``windows`` are absolute, ``relative_windows`` are placed
+    when the server starts (see :mod:`oqc_trio.emulator.windows`).
+    """
 
     id: str
     name: str
@@ -95,6 +121,19 @@ class QpuSpec:
     workers: int = 1
     active: bool = True
     windows: tuple[Window, ...] = ()
+    relative_windows: tuple[RelativeWindow, ...] = ()
+    calibrations: tuple[Calibration, ...] = ()
+    route: bool | None = None
+
+    @property
+    def routes(self) -> bool:
+        """Whether two-qubit gates between uncoupled qubits are routed (else they fail)."""
+        return self.route if self.route is not None else not self.connectivity
+
+    @property
+    def windowed(self) -> bool:
+        """Whether the QPU only runs tasks inside execution windows."""
+        return bool(self.windows or self.relative_windows)
 
     @property
     def short(self) -> str:
@@ -122,14 +161,17 @@ class UserSpec:
     tokens: tuple[str, ...] = ()
     admin: bool = False
     name: str = ""
+    #: This user's limits; None: the configuration's ``limits``.
+    limits: UserLimits | None = None
 
 
+@lru_cache(maxsize=1)
 def default_qpus() -> tuple[QpuSpec, ...]:
-    """The default catalogue: ``Lucy (emulated)``, 8 qubits, and ``Toshiko (emulated)``, 16."""
-    return (
-        QpuSpec(id=DEFAULT_QPU_IDS[0], name="Lucy (emulated)", qubits=8, max_shots=10_000),
-        QpuSpec(id=DEFAULT_QPU_IDS[1], name="Toshiko (emulated)", qubits=16, max_shots=100_000),
-    )
+    """The default catalogue (``default_catalogue.toml``): ``Lucy (emulated)``, an ideal
+    8-qubit QPU, and ``Toshiko (emulated, noisy)``, 7 qubits with a real calibration."""
+    text = importlib.resources.files(__package__).joinpath("default_catalogue.toml").read_text()
+    data = tomllib.loads(text)
+    return tuple(_qpu(item, f"qpus[{i}]") for i, item in enumerate(data["qpus"]))
 
 
 @attrs.frozen
@@ -151,10 +193,15 @@ class EmulatorConfig:
     task_timeout_s: float | None = 60.0
     max_request_bytes: int = MAX_REQUEST_BYTES
     generated_dev_token: str | None = None
+    #: Limits of every user without limits of their own.
+    limits: UserLimits = attrs.field(factory=UserLimits)
+    faults: FaultPlan = attrs.field(factory=FaultPlan)
 
     def __attrs_post_init__(self) -> None:
         if not self.qpus:
             raise ConfigError("qpus: at least one QPU is needed")
+        if self.time_scale == 0 and any(q.relative_windows for q in self.qpus):
+            raise ConfigError("time_scale: relative windows need time_scale > 0")
         ids = [q.id for q in self.qpus]
         if len(set(ids)) != len(ids):
             raise ConfigError("qpus: duplicate QPU id")
@@ -188,7 +235,7 @@ class EmulatorConfig:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> EmulatorConfig:
         """Validate a parsed TOML document; add a development user when none is given."""
-        _reject_unknown(
+        reject_unknown(
             data,
             {
                 "qpus",
@@ -200,11 +247,17 @@ class EmulatorConfig:
                 "executor_workers",
                 "task_timeout_s",
                 "max_request_bytes",
+                "limits",
+                "faults",
             },
             "",
         )
-        qpus = tuple(_qpu(item, f"qpus[{i}]") for i, item in enumerate(_list(data, "qpus")))
-        users = tuple(_user(item, f"users[{i}]") for i, item in enumerate(_list(data, "users")))
+        limits = parse_limits(data.get("limits"), "limits")
+        seed = opt_int_key(data, "seed", "")
+        qpus = tuple(_qpu(item, f"qpus[{i}]") for i, item in enumerate(list_key(data, "qpus")))
+        users = tuple(
+            _user(item, f"users[{i}]", limits) for i, item in enumerate(list_key(data, "users"))
+        )
         generated: str | None = None
         if not users:
             generated = new_token("dev")
@@ -217,20 +270,22 @@ class EmulatorConfig:
         return cls(
             qpus=qpus or default_qpus(),
             users=users,
-            admin_token=_str(data, "admin_token", "") or new_token("admin"),
-            time_scale=_number(data, "time_scale", 1.0, minimum=0.0, where=""),
-            seed=_opt_int(data, "seed", ""),
-            qpu_paths=_bool(data, "qpu_paths", True, ""),
-            executor_workers=_int(data, "executor_workers", 2, minimum=1, where=""),
+            admin_token=str_key(data, "admin_token", "") or new_token("admin"),
+            time_scale=number_key(data, "time_scale", 1.0, minimum=0.0, where=""),
+            seed=seed,
+            qpu_paths=bool_key(data, "qpu_paths", True, ""),
+            executor_workers=int_key(data, "executor_workers", 2, minimum=1, where=""),
             task_timeout_s=(
                 None
                 if timeout is None
-                else _number(data, "task_timeout_s", 60.0, minimum=0.001, where="")
+                else number_key(data, "task_timeout_s", 60.0, minimum=0.001, where="")
             ),
-            max_request_bytes=_int(
+            max_request_bytes=int_key(
                 data, "max_request_bytes", MAX_REQUEST_BYTES, minimum=1024, where=""
             ),
             generated_dev_token=generated,
+            limits=limits,
+            faults=parse_plan(data.get("faults"), seed),
         )
 
     def evolve(self, **changes: Any) -> EmulatorConfig:
@@ -241,6 +296,13 @@ class EmulatorConfig:
         """The QPU with this id, or None."""
         return next((q for q in self.qpus if q.id == qpu_id), None)
 
+    def limits_of(self, email: str) -> UserLimits:
+        """The limits of the user with this email (configured users may have their own)."""
+        for user in self.users:
+            if user.email.lower() == email.lower() and user.limits is not None:
+                return user.limits
+        return self.limits
+
     @property
     def first_token(self) -> str:
         """A user token (the first configured one), for tests and the start-up banner."""
@@ -250,110 +312,35 @@ class EmulatorConfig:
         raise ConfigError("users: no user has a token")
 
 
-# -- validation helpers ----------------------------------------------------------------------
-
-
-def _key(where: str, key: str) -> str:
-    return f"{where}.{key}" if where else key
-
-
-def _reject_unknown(data: Mapping[str, Any], known: set[str], where: str) -> None:
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(
-            f"{_key(where, unknown[0])}: unknown key (expected one of {', '.join(sorted(known))})"
-        )
-
-
-def _list(data: Mapping[str, Any], key: str) -> Sequence[Any]:
-    value = data.get(key, [])
-    if not isinstance(value, list):
-        raise ConfigError(f"{key}: expected a list of tables")
-    return value
-
-
-def _table(item: Any, where: str) -> Mapping[str, Any]:
-    if not isinstance(item, Mapping):
-        raise ConfigError(f"{where}: expected a table")
-    return item
-
-
-def _str(data: Mapping[str, Any], key: str, default: str, where: str = "") -> str:
-    value = data.get(key, default)
-    if not isinstance(value, str):
-        raise ConfigError(f"{_key(where, key)}: expected a string")
-    return value
-
-
-def _bool(data: Mapping[str, Any], key: str, default: bool, where: str) -> bool:
-    value = data.get(key, default)
-    if not isinstance(value, bool):
-        raise ConfigError(f"{_key(where, key)}: expected true or false")
-    return value
-
-
-def _int(data: Mapping[str, Any], key: str, default: int, *, minimum: int, where: str) -> int:
-    value = data.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{_key(where, key)}: expected an integer >= {minimum}")
-    return value
-
-
-def _opt_int(data: Mapping[str, Any], key: str, where: str) -> int | None:
-    value = data.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{_key(where, key)}: expected an integer")
-    return value
-
-
-def _number(
-    data: Mapping[str, Any], key: str, default: float, *, minimum: float, where: str
-) -> float:
-    value = data.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= minimum:
-        raise ConfigError(f"{_key(where, key)}: expected a number >= {minimum}")
-    return float(value)
-
-
-def _datetime(value: Any, where: str) -> dt.datetime:
-    if isinstance(value, dt.datetime):
-        parsed = value
-    elif isinstance(value, str):
-        try:
-            parsed = dt.datetime.fromisoformat(value)
-        except ValueError:
-            raise ConfigError(f"{where}: expected an ISO 8601 date and time") from None
-    else:
-        raise ConfigError(f"{where}: expected a date and time")
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+# -- parsing -------------------------------------------------------------------------------
 
 
 def _qpu(item: Any, where: str) -> QpuSpec:
-    data = _table(item, where)
-    _reject_unknown(
+    data = table(item, where)
+    reject_unknown(
         data,
         {
             "id",
             "name",
             "qubits",
             "connectivity",
+            "route",
             "max_shots",
             "gate_set",
             "execution_time_s",
             "workers",
             "active",
             "windows",
+            "calibrations",
         },
         where,
     )
-    qpu_id = _str(data, "id", "", where)
+    qpu_id = str_key(data, "id", "", where)
     if not qpu_id or "/" in qpu_id or any(c.isspace() for c in qpu_id):
         raise ConfigError(f"{where}.id: expected a non-empty id without '/' or spaces")
-    qubits = _int(data, "qubits", 8, minimum=1, where=where)
+    qubits = int_key(data, "qubits", 8, minimum=1, where=where)
     couplers = []
-    for i, pair in enumerate(data.get("connectivity", [])):
+    for i, pair in enumerate(list_key(data, "connectivity", where)):
         if (
             not isinstance(pair, list)
             or len(pair) != 2
@@ -369,32 +356,35 @@ def _qpu(item: Any, where: str) -> QpuSpec:
     gates = data.get("gate_set", list(DEFAULT_GATE_SET))
     if not isinstance(gates, list) or not all(isinstance(g, str) for g in gates):
         raise ConfigError(f"{where}.gate_set: expected a list of gate names")
-    windows = []
-    for i, window in enumerate(data.get("windows", [])):
-        table = _table(window, f"{where}.windows[{i}]")
-        start = _datetime(table.get("starting"), f"{where}.windows[{i}].starting")
-        end = _datetime(table.get("ending"), f"{where}.windows[{i}].ending")
-        if end <= start:
-            raise ConfigError(f"{where}.windows[{i}]: ending must be after starting")
-        windows.append(Window(start, end))
-    return QpuSpec(
+    windows, relative = parse_windows(list_key(data, "windows", where), f"{where}.windows")
+    route = None if data.get("route") is None else bool_key(data, "route", True, where)
+    spec = QpuSpec(
         id=qpu_id,
-        name=_str(data, "name", qpu_id, where),
+        name=str_key(data, "name", qpu_id, where),
         qubits=qubits,
         connectivity=tuple(couplers),
-        max_shots=_int(data, "max_shots", 10_000, minimum=1, where=where),
+        max_shots=int_key(data, "max_shots", 10_000, minimum=1, where=where),
         gate_set=tuple(gates),
-        execution_time_s=_number(data, "execution_time_s", 0.05, minimum=0.0, where=where),
-        workers=_int(data, "workers", 1, minimum=1, where=where),
-        active=_bool(data, "active", True, where),
-        windows=tuple(sorted(windows, key=lambda w: w.starting)),
+        execution_time_s=number_key(data, "execution_time_s", 0.05, minimum=0.0, where=where),
+        workers=int_key(data, "workers", 1, minimum=1, where=where),
+        active=bool_key(data, "active", True, where),
+        windows=windows,
+        relative_windows=relative,
+        route=route,
     )
+    calibrations = parse_calibrations(
+        list_key(data, "calibrations", where),
+        qubits=qubits,
+        couplers=spec.couplers,
+        where=f"{where}.calibrations",
+    )
+    return attrs.evolve(spec, calibrations=calibrations)
 
 
-def _user(item: Any, where: str) -> UserSpec:
-    data = _table(item, where)
-    _reject_unknown(data, {"email", "password", "tokens", "admin", "name"}, where)
-    email = _str(data, "email", "", where)
+def _user(item: Any, where: str, limits: UserLimits) -> UserSpec:
+    data = table(item, where)
+    reject_unknown(data, {"email", "password", "tokens", "admin", "name", "limits"}, where)
+    email = str_key(data, "email", "", where)
     if "@" not in email:
         raise ConfigError(f"{where}.email: expected an email address")
     password = data.get("password")
@@ -405,10 +395,12 @@ def _user(item: Any, where: str) -> UserSpec:
         raise ConfigError(f"{where}.tokens: expected a list of non-empty strings")
     if password is None and not tokens:
         raise ConfigError(f"{where}: a user needs a password or at least one token")
+    own = data.get("limits")
     return UserSpec(
         email=email,
         password=password,
         tokens=tuple(tokens),
-        admin=_bool(data, "admin", False, where),
-        name=_str(data, "name", email.split("@")[0], where),
+        admin=bool_key(data, "admin", False, where),
+        name=str_key(data, "name", email.split("@")[0], where),
+        limits=None if own is None else parse_limits(own, f"{where}.limits", limits),
     )

@@ -31,7 +31,10 @@ import attrs
 import trio
 import trio_parallel
 
+from oqc_trio.emulator.calibration import Calibration
+from oqc_trio.emulator.noise import describe, fit_to_device, noise_model, to_noise_basis
 from oqc_trio.emulator.qasm import (
+    ERROR_CONNECTIVITY,
     ERROR_EXECUTION,
     ERROR_INVALID_SHOTS,
     ERROR_PARSE,
@@ -53,6 +56,7 @@ if TYPE_CHECKING:
     from qiskit_aer import AerSimulator
 
 __all__ = [
+    "ERROR_CONNECTIVITY",
     "ERROR_EXECUTION",
     "ERROR_INVALID_SHOTS",
     "ERROR_PARSE",
@@ -94,10 +98,14 @@ class ExecutionOutcome:
 
 @attrs.frozen
 class QpuLimits:
-    """Size limits of the emulated QPU that a program and its shot count must respect."""
+    """What a program must respect on the emulated QPU: its size, its shot limit and, when
+    ``couplers`` is given, its connectivity (two-qubit gates only between coupled qubits,
+    unless ``route``: then SWAPs are inserted). ``couplers`` None: all-to-all."""
 
     max_qubits: int
     max_shots: int
+    couplers: tuple[tuple[int, int], ...] | None = None
+    route: bool = True
 
 
 def _check_shots(shots: int, limits: QpuLimits) -> None:
@@ -155,7 +163,13 @@ def _metadata(circuit: QuantumCircuit, shots: int, language: Language) -> dict[s
     }
 
 
-def _execute(program: str, shots: int, limits: QpuLimits, seed: int | None) -> ExecutionOutcome:
+def _execute(
+    program: str,
+    shots: int,
+    limits: QpuLimits,
+    seed: int | None,
+    calibration: Calibration | None,
+) -> ExecutionOutcome:
     _check_shots(shots, limits)
     language = detect_language(program)
     circuit = parse_program(program, language)
@@ -172,14 +186,30 @@ def _execute(program: str, shots: int, limits: QpuLimits, seed: int | None) -> E
     simulator = _simulator()
     native, basis = _aer_operations()
     runnable = circuit
-    if not _operation_names(circuit) <= native:
+    if limits.couplers is not None:
+        runnable, swaps = fit_to_device(
+            circuit,
+            limits.couplers,
+            route=limits.route,
+            basis=basis,
+            seed=seed,
+            qubits=limits.max_qubits,
+        )
+        metadata["swaps_inserted"] = swaps
+    model = noise_model(calibration) if calibration is not None else None
+    if model is not None and calibration is not None and calibration.gate_noise:
+        runnable = to_noise_basis(runnable)
+    elif not _operation_names(runnable) <= native:
         from qiskit import transpile
 
         # Only for custom gates, u0 and the like. Level 0 unrolls without reordering and
         # keeps the clbits; a basis list is ~2 ms where transpile(circuit, simulator)
         # costs ~130 ms (it rebuilds Aer's target every call).
-        runnable = transpile(circuit, basis_gates=basis, optimization_level=0)
+        runnable = transpile(runnable, basis_gates=basis, optimization_level=0)
+    metadata.update(describe(calibration))
     options: dict[str, Any] = {"shots": shots, "memory": True}
+    if model is not None:
+        options["noise_model"] = model
     if seed is not None:
         options["seed_simulator"] = seed
     started = time.perf_counter()
@@ -196,18 +226,24 @@ def _execute(program: str, shots: int, limits: QpuLimits, seed: int | None) -> E
 
 
 def execute_program(
-    program: str, shots: int, limits: QpuLimits, seed: int | None = None
+    program: str,
+    shots: int,
+    limits: QpuLimits,
+    seed: int | None = None,
+    calibration: Calibration | None = None,
 ) -> ExecutionOutcome:
     """Parse ``program`` (OpenQASM 2 or 3), simulate ``shots`` shots on Aer, return counts.
 
     Synchronous and module-level so that ``trio_parallel`` can run it in a worker process.
     It never raises for a bad program: parse errors (with ``line L, column C``, 1-based),
-    unsupported languages (QIR), too many qubits or shots, and simulator failures come back
-    as an outcome with ``error_code``/``error_message``. ``seed`` makes sampling
-    reproducible.
+    unsupported languages (QIR), too many qubits or shots, gates between uncoupled qubits
+    on a QPU that does not route, and simulator failures come back as an outcome with
+    ``error_code``/``error_message``. ``seed`` makes sampling reproducible.
+    ``calibration`` makes the simulation noisy (see :mod:`oqc_trio.emulator.noise`); its
+    noise model is built once per worker process and cached.
     """
     try:
-        return _execute(program, shots, limits, seed)
+        return _execute(program, shots, limits, seed, calibration)
     except ProgramError as exc:
         return ExecutionOutcome.failure(exc.code, exc.message)
     except (KeyboardInterrupt, SystemExit):
@@ -253,7 +289,12 @@ class Executor:
     kind: str = "abstract"
 
     async def run(
-        self, program: str, shots: int, limits: QpuLimits, seed: int | None = None
+        self,
+        program: str,
+        shots: int,
+        limits: QpuLimits,
+        seed: int | None = None,
+        calibration: Calibration | None = None,
     ) -> ExecutionOutcome:
         """Execute ``program``; bad programs give an outcome with ``error_code``, never raise."""
         raise NotImplementedError
@@ -265,9 +306,15 @@ class InstantExecutor(Executor):
     kind = "instant"
 
     async def run(
-        self, program: str, shots: int, limits: QpuLimits, seed: int | None = None
+        self,
+        program: str,
+        shots: int,
+        limits: QpuLimits,
+        seed: int | None = None,
+        calibration: Calibration | None = None,
     ) -> ExecutionOutcome:
-        """Return all-zeros counts for each declared register (see :func:`instant_outcome`)."""
+        """Return all-zeros counts for each declared register (see :func:`instant_outcome`);
+        connectivity and noise are ignored."""
         await trio.lowlevel.checkpoint()
         return instant_outcome(program, shots, limits)
 
@@ -329,7 +376,12 @@ class AerExecutor(Executor):
         return await self._context.run_sync(fn, *args, kill_on_cancel=True, limiter=self._limiter)
 
     async def run(
-        self, program: str, shots: int, limits: QpuLimits, seed: int | None = None
+        self,
+        program: str,
+        shots: int,
+        limits: QpuLimits,
+        seed: int | None = None,
+        calibration: Calibration | None = None,
     ) -> ExecutionOutcome:
         """Simulate in a worker; past ``task_timeout_s`` the worker is killed (ERROR_TIMEOUT).
 
@@ -340,7 +392,7 @@ class AerExecutor(Executor):
             with trio.move_on_after(self._timeout):
                 try:
                     outcome: ExecutionOutcome = await self._run_in_worker(
-                        execute_program, program, shots, limits, seed
+                        execute_program, program, shots, limits, seed, calibration
                     )
                 except trio_parallel.BrokenWorkerError as exc:
                     return ExecutionOutcome.failure(

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from qiskit import QuantumCircuit
 
 __all__ = [
+    "ERROR_CONNECTIVITY",
     "ERROR_EXECUTION",
     "ERROR_INVALID_SHOTS",
     "ERROR_PARSE",
@@ -50,6 +51,8 @@ ERROR_UNSUPPORTED_LANGUAGE = 1004
 ERROR_EXECUTION = 1005
 #: The simulation ran longer than the executor's per-task timeout and was killed.
 ERROR_TIMEOUT = 1006
+#: A two-qubit gate joins qubits the QPU does not couple (and the QPU does not route).
+ERROR_CONNECTIVITY = 1007
 
 Language = Literal["openqasm2", "openqasm3"]
 

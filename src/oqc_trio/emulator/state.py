@@ -1,10 +1,12 @@
 """The emulator's core, sans I/O: users and tokens, the task store and its lifecycle, the
-per-QPU queues, request and submission counters, and fault injection.
+per-QPU queues and execution windows, request and submission counters, per-user limits and
+the fault injector.
 
 Lifecycle: ``CREATED`` (an ID reserved by ``POST /tasks``) -> ``SUBMITTED`` (queued) ->
 ``RUNNING`` -> ``COMPLETED`` / ``FAILED`` / ``CANCELLED``. A task whose config cannot be read
-fails at submission. Nothing here awaits: the scheduler drives the queue, and a callback
-(:attr:`EmulatorState.on_change`) reports every status change.
+fails at submission. Nothing here awaits: the scheduler drives the queue, a callback
+(:attr:`EmulatorState.on_change`) reports every status change, and a :class:`Journal`
+(the sqlite store, with ``--db``) hears of every change worth keeping.
 """
 
 from __future__ import annotations
@@ -15,25 +17,27 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-import attrs
-
 from .._wire import TaskStatus
 from . import catalogue
+from . import windows as schedule
 from .bodies import BadTaskConfig, RequestRejected, Submission, short_repr, shots_from_config
-from .config import EmulatorConfig, QpuSpec, UserSpec, Window, new_token
+from .config import EmulatorConfig, QpuSpec, UserSpec, new_token
+from .faults import FaultInjector, FaultRule
+from .limits import LimitTracker, UserLimits
+from .records import FINISHED, Journal, Task, Token, User
+from .windows import Window
 
 __all__ = [
     "ADMIN_EMAIL",
     "FINISHED",
     "EmulatorState",
-    "Fault",
+    "Journal",
     "Task",
     "Token",
     "User",
 ]
 
 ADMIN_EMAIL = "admin@emulator.local"
-FINISHED = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
 #: error_code of a task whose config cannot be read.
 BAD_CONFIG_ERROR_CODE = 400
 #: error_code of a task the emulator itself failed to run.
@@ -45,145 +49,12 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-@attrs.define(eq=False)
-class User:
-    """A user; ``admin`` users may read the counters and manage other users."""
-
-    id: int
-    email: str
-    password: str | None
-    admin: bool
-    name: str
-    password_expires_at: dt.datetime
-    login_token: str | None = None
-
-    def doc(self) -> dict[str, Any]:
-        """The user as ``/admin/users`` returns it (no password)."""
-        first, _, last = self.name.partition(" ")
-        return {
-            "id": self.id,
-            "email": self.email,
-            "first_name": first,
-            "last_name": last or first,
-            "admin": self.admin,
-            "password_expires_at": self.password_expires_at.strftime("%Y-%m-%dT%H:%M:%S"),
-        }
-
-
-@attrs.define(eq=False)
-class Token:
-    """An authentication token of a user."""
-
-    value: str
-    user: User
-    expires_at: dt.datetime
-
-    def doc(self) -> dict[str, Any]:
-        """``{"token", "expires_at"}`` with the ``YYYY-MM-DDTHH:MM:SS`` (UTC) the SDK reads."""
-        return {
-            "token": self.value,
-            "expires_at": self.expires_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"),
-            "user_id": self.user.id,
-        }
-
-
-@attrs.define(eq=False)
-class Task:
-    """One task: what was submitted, where it is in its lifecycle, and what came out."""
-
-    id: str
-    seq: int
-    owner: User
-    qpu_id: str
-    tag: str | None
-    created_at: dt.datetime
-    status: TaskStatus = TaskStatus.CREATED
-    program: str | None = None
-    config: str | None = None
-    external_config: dict[str, Any] | None = None
-    hybrid_marker: str | None = None
-    shots: int | None = None
-    results: dict[str, Any] | None = None
-    task_error: dict[str, Any] | None = None
-    execution_metadata: dict[str, Any] = attrs.field(factory=dict)
-    received: dt.datetime | None = None
-    queued: dt.datetime | None = None
-    started: dt.datetime | None = None
-    finished: dt.datetime | None = None
-
-    @property
-    def done(self) -> bool:
-        """True once COMPLETED, FAILED or CANCELLED."""
-        return self.status in FINISHED
-
-    def timings(self) -> dict[str, Any]:
-        """``received``/``queued``/``started``/``finished`` (ISO, UTC) and durations."""
-
-        def iso(moment: dt.datetime | None) -> str | None:
-            return None if moment is None else catalogue.utc_iso(moment)
-
-        def seconds(a: dt.datetime | None, b: dt.datetime | None) -> float | None:
-            return None if a is None or b is None else round((b - a).total_seconds(), 6)
-
-        return {
-            "received": iso(self.received),
-            "queued": iso(self.queued),
-            "started": iso(self.started),
-            "finished": iso(self.finished),
-            "queue_seconds": seconds(self.queued, self.started),
-            "execution_seconds": seconds(self.started, self.finished),
-        }
-
-    def metadata(self) -> dict[str, Any]:
-        """``{config, created_at, id, qpu_id, tag}`` (the v3 ``metadata`` object)."""
-        return {
-            "config": self.config,
-            "created_at": catalogue.utc_iso(self.created_at),
-            "id": self.id,
-            "qpu_id": self.qpu_id,
-            "tag": self.tag,
-        }
-
-    def summary(self) -> dict[str, Any]:
-        """One entry of the ``GET /tasks`` listing."""
-        return {
-            "id": self.id,
-            "qpu_id": self.qpu_id,
-            "status": self.status.value,
-            "tag": self.tag,
-            "created_at": catalogue.utc_iso(self.created_at),
-            "finished": None if self.finished is None else catalogue.utc_iso(self.finished),
-        }
-
-    def all_info(self) -> dict[str, Any]:
-        """Everything about the task: the v3 ``metadata`` object and the v4 top-level
-        fields at once, so both dialects' readers find what they look for."""
-        return {
-            **self.metadata(),
-            "status": self.status.value,
-            "results": self.results,
-            "task_error": self.task_error,
-            "timings": self.timings(),
-            "execution_metadata": self.execution_metadata,
-            "metadata": self.metadata(),
-        }
-
-
-@attrs.define
-class Fault:
-    """An injected failure: the next ``times`` requests to ``route`` get ``status``."""
-
-    route: str
-    status: int
-    times: int
-    message: str
-
-
 class EmulatorState:
-    """Users, tokens, tasks, queues and counters of one emulator instance.
+    """Users, tokens, tasks, queues, windows and counters of one emulator instance.
 
     Raises :class:`~oqc_trio.emulator.bodies.RequestRejected` carrying the HTTP status for
-    anything a client did wrong (401 unknown token, 404 someone else's task, ...).
+    anything a client did wrong (401 unknown token, 404 someone else's task, 429 over a
+    limit, ...). :meth:`reset` forgets everything but the configuration (a restart).
     """
 
     def __init__(
@@ -193,17 +64,41 @@ class EmulatorState:
         self.clock = clock
         #: Called after every status change of a task (the server wakes waiters with it).
         self.on_change: Callable[[Task], None] | None = None
+        #: Called when a QPU's windows change (the scheduler re-plans its wait).
+        self.on_windows_change: Callable[[str], None] | None = None
+        self.journal: Journal | None = None
+        #: Request counts survive restarts (they describe the whole run of a test).
+        self.requests: Counter[str] = Counter()
+        self.injector = FaultInjector(config.faults)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget users, tokens, tasks and queues, and start again from the configuration
+        (relative windows are placed from now). Counters and fault rules are kept."""
+        config = self.config
+        self.started_at = self.clock()
         self.users: dict[int, User] = {}
         self.tokens: dict[str, Token] = {}
         self.tasks: dict[str, Task] = {}
         #: Queued task IDs per QPU in FIFO order (dicts as ordered sets).
         self.queues: dict[str, dict[str, None]] = {q.id: {} for q in config.qpus}
         self.running: dict[str, dict[str, None]] = {q.id: {} for q in config.qpus}
-        self.windows: dict[str, list[Window]] = {q.id: list(q.windows) for q in config.qpus}
-        self.requests: Counter[str] = Counter()
+        self.windows: dict[str, list[Window]] = {
+            q.id: sorted(
+                [
+                    *q.windows,
+                    *schedule.resolve(q.relative_windows, self.started_at, config.time_scale),
+                ],
+                key=lambda w: w.starting,
+            )
+            for q in config.qpus
+        }
         self.submissions: Counter[str] = Counter()
-        self.faults: list[Fault] = []
+        #: SUBMITTED + RUNNING tasks per user id.
+        self.active: Counter[int] = Counter()
+        self.limiter = LimitTracker()
         self._seq = 0
+        self._queue_seq = 0
         self.admin = self._add_user(
             UserSpec(email=ADMIN_EMAIL, tokens=(config.admin_token,), admin=True, name="Admin")
         )
@@ -246,15 +141,19 @@ class EmulatorState:
             raise RequestRejected("Invalid email or password", 400)
         if user.login_token is None or user.login_token not in self.tokens:
             user.login_token = new_token("login")
-            self.tokens[user.login_token] = Token(
-                user.login_token, user, self.clock() + _TOKEN_LIFETIME
-            )
+            token = Token(user.login_token, user, self.clock() + _TOKEN_LIFETIME)
+            self.tokens[user.login_token] = token
+            if self.journal is not None:
+                self.journal.user(user)
+                self.journal.token(token)
         return user
 
     def create_token(self, user: User, expires_at: dt.datetime) -> Token:
         """A new token for ``user``."""
         token = Token(new_token("tok"), user, expires_at)
         self.tokens[token.value] = token
+        if self.journal is not None:
+            self.journal.token(token)
         return token
 
     def token_of(self, actor: User, value: str) -> Token:
@@ -268,6 +167,8 @@ class EmulatorState:
         """Revoke a token (own, or any for admins)."""
         token = self.token_of(actor, value)
         del self.tokens[value]
+        if self.journal is not None:
+            self.journal.token_deleted(value)
         return token
 
     def user_of(self, actor: User, user_id: str) -> User:
@@ -296,7 +197,10 @@ class EmulatorState:
         if any(u.email.lower() == email.lower() for u in self.users.values()):
             raise RequestRejected(f"a user with email {short_repr(email)} exists", 409)
         name = f"{first_name} {last_name}".strip() if first_name != last_name else first_name
-        return self._add_user(UserSpec(email=email, password=password, name=name))
+        user = self._add_user(UserSpec(email=email, password=password, name=name))
+        if self.journal is not None:
+            self.journal.user(user)
+        return user
 
     def update_password(self, actor: User, user_id: str, password: str, confirm: str) -> User:
         """Change a password (own, or any for admins)."""
@@ -307,7 +211,37 @@ class EmulatorState:
             raise RequestRejected("the password must not be empty")
         user.password = password
         user.password_expires_at = self.clock() + _TOKEN_LIFETIME
+        if self.journal is not None:
+            self.journal.user(user)
         return user
+
+    # -- limits ------------------------------------------------------------------------------
+    def limits_of(self, user: User) -> UserLimits | None:
+        """The user's limits; None for administrators (never limited) and unlimited users."""
+        if user.admin:
+            return None
+        limits = self.config.limits_of(user.email)
+        return None if limits.unlimited else limits
+
+    def admit(self, user: User, now: float) -> bool:
+        """Take one request of ``user`` under its rate and concurrency limits (``now`` in
+        seconds of a monotonic clock). True: admitted, :meth:`release` it when answered.
+        Raises a 429 :class:`RequestRejected` with ``retry_after`` otherwise."""
+        limits = self.limits_of(user)
+        if limits is None:
+            return False
+        wait = self.limiter.admit(user.id, limits, now)
+        if wait is not None:
+            raise RequestRejected(
+                f"too many requests from {user.email}: retry in {wait:.3g} s",
+                429,
+                retry_after=wait,
+            )
+        return True
+
+    def release(self, user: User) -> None:
+        """An admitted request of ``user`` was answered."""
+        self.limiter.release(user.id)
 
     # -- QPUs --------------------------------------------------------------------------------
     def qpu(self, qpu_id: str) -> QpuSpec:
@@ -332,13 +266,32 @@ class EmulatorState:
             queued=len(self.queues[spec.id]),
             running=len(self.running[spec.id]),
             now=self.clock(),
+            windows=self.windows[spec.id] if spec.windowed else None,
         )
 
-    def wait_estimate_s(self, spec: QpuSpec, position: int) -> float:
-        """Seconds before a task at ``position`` in the queue (0 = next) starts, roughly."""
+    def gating_windows(self, qpu_id: str) -> list[Window] | None:
+        """The windows a QPU works in, or None when it is always open."""
+        spec = self.qpu(qpu_id)
+        return self.windows[qpu_id] if spec.windowed else None
+
+    def add_window(self, qpu_id: str, window: Window, *, journal: bool = True) -> None:
+        """Add a window to a QPU's schedule (and wake its waiting workers)."""
+        self.windows[qpu_id] = sorted([*self.windows[qpu_id], window], key=lambda w: w.starting)
+        if journal and self.journal is not None:
+            self.journal.window(qpu_id, window)
+        if self.on_windows_change is not None:
+            self.on_windows_change(qpu_id)
+
+    def wait_estimate_s(self, spec: QpuSpec, position: int) -> float | None:
+        """Seconds before a task at ``position`` in the queue (0 = next) starts, roughly:
+        the work ahead of it spread over the QPU's workers and, for a QPU that works in
+        windows, over the open time of its windows. None when no window is left."""
         per_task = spec.execution_time_s * self.config.time_scale
         busy = len(self.running[spec.id])
-        return round(per_task * (position + busy) / spec.workers, 6)
+        work = per_task * (position + busy) / spec.workers
+        now = self.clock()
+        start = schedule.start_estimate(self.gating_windows(spec.id), now, work)
+        return None if start is None else round(max((start - now).total_seconds(), 0.0), 6)
 
     # -- tasks -------------------------------------------------------------------------------
     def _new_task(self, owner: User, qpu_id: str, tag: str | None) -> Task:
@@ -352,6 +305,8 @@ class EmulatorState:
             created_at=self.clock(),
         )
         self.tasks[task.id] = task
+        if self.journal is not None:
+            self.journal.task(task)
         return task
 
     def create_ids(self, owner: User, wanted: Sequence[tuple[str, str | None]]) -> list[Task]:
@@ -401,6 +356,7 @@ class EmulatorState:
                     f"not {short_repr(sub.qpu_id)}"
                 )
             targets.append(task)
+        self._check_active(owner, sum(t is None or t.status is TaskStatus.CREATED for t in targets))
         now = self.clock()
         ids: list[str] = []
         queued: list[Task] = []
@@ -409,6 +365,8 @@ class EmulatorState:
             ids.append(task.id)
             self.submissions[task.id] += 1
             if task.status is not TaskStatus.CREATED:
+                if self.journal is not None:
+                    self.journal.task(task)
                 continue
             task.program = sub.program
             task.config = sub.config
@@ -424,10 +382,26 @@ class EmulatorState:
                 continue
             task.queued = now
             task.status = TaskStatus.SUBMITTED
+            self._queue_seq += 1
+            task.queue_seq = self._queue_seq
             self.queues[task.qpu_id][task.id] = None
+            self.active[owner.id] += 1
             queued.append(task)
             self._changed(task)
         return ids, queued
+
+    def _check_active(self, owner: User, adding: int) -> None:
+        limits = self.limits_of(owner)
+        cap = None if limits is None else limits.max_active_tasks
+        if cap is None or adding == 0 or self.active[owner.id] + adding <= cap:
+            return
+        assert limits is not None
+        raise RequestRejected(
+            f"too many active tasks: {self.active[owner.id]} queued or running, "
+            f"{adding} more submitted, at most {cap} allowed",
+            429,
+            retry_after=limits.retry_after_s,
+        )
 
     def start(self, task: Task) -> bool:
         """Move a queued task to RUNNING; False if it is no longer queued (cancelled)."""
@@ -474,6 +448,10 @@ class EmulatorState:
         self._finish(task, TaskStatus.FAILED)
 
     def _finish(self, task: Task, status: TaskStatus) -> None:
+        if task.status in (TaskStatus.SUBMITTED, TaskStatus.RUNNING):
+            self.active[task.owner.id] -= 1
+            if self.active[task.owner.id] <= 0:
+                del self.active[task.owner.id]
         self.queues[task.qpu_id].pop(task.id, None)
         self.running[task.qpu_id].pop(task.id, None)
         task.status = status
@@ -494,6 +472,8 @@ class EmulatorState:
         return was_running
 
     def _changed(self, task: Task) -> None:
+        if self.journal is not None:
+            self.journal.task(task)
         if self.on_change is not None:
             self.on_change(task)
 
@@ -553,19 +533,15 @@ class EmulatorState:
         return waits
 
     # -- counters and faults -----------------------------------------------------------------
-    def count_request(self, route: str) -> Fault | None:
-        """Count a request to ``route``; return the fault to inject into it, if any."""
+    def count_request(self, route: str, *, faults: bool = True) -> FaultRule | None:
+        """Count a request to ``route``; return the fault to inject into it, if any (never
+        with ``faults=False``: the request then consumes no fault draw)."""
         self.requests[route] += 1
-        for fault in self.faults:
-            if fault.route in (route, "*") and fault.times > 0:
-                fault.times -= 1
-                if fault.times == 0:
-                    self.faults.remove(fault)
-                return fault
-        return None
+        return self.injector.for_request(route) if faults else None
 
     def counters(self) -> dict[str, Any]:
-        """The admin counters document."""
+        """The admin counters document: requests per route, submissions per task ID (and
+        those submitted more than once), tasks by status, and faults injected by kind."""
         by_status = Counter(t.status.value for t in self.tasks.values())
         return {
             "requests": dict(sorted(self.requests.items())),
@@ -573,9 +549,66 @@ class EmulatorState:
             "submissions": dict(self.submissions),
             "duplicate_submissions": {k: v for k, v in self.submissions.items() if v > 1},
             "tasks": {"total": len(self.tasks), "by_status": dict(sorted(by_status.items()))},
+            "faults_injected": dict(sorted(self.injector.injected.items())),
         }
 
     def reset_counters(self) -> None:
-        """Zero the request and submission counters (tasks are kept)."""
+        """Zero the request, submission and fault counters (tasks are kept)."""
         self.requests.clear()
         self.submissions.clear()
+        self.injector.injected.clear()
+
+    # -- restoring ---------------------------------------------------------------------------
+    def load(
+        self,
+        users: Iterable[User],
+        tokens: Iterable[tuple[str, str, dt.datetime]],
+        tasks: Iterable[tuple[Task, str, int]],
+        windows: Iterable[tuple[str, Window]],
+    ) -> list[Task]:
+        """Put back what a store kept, over a fresh :meth:`reset` state; returns the tasks to
+        queue again, in FIFO order.
+
+        ``users`` are matched to configured ones by email (the kept password wins);
+        ``tokens`` are ``(value, owner email, expires_at)``; ``tasks`` are ``(task, owner
+        email, submissions)`` whose ``owner`` is replaced. A task that was RUNNING is queued
+        again (its run was lost).
+        """
+        by_email = {u.email.lower(): u for u in self.users.values()}
+        for kept in users:
+            known = by_email.get(kept.email.lower())
+            if known is None:
+                kept.id = max(self.users) + 1
+                self.users[kept.id] = kept
+                by_email[kept.email.lower()] = kept
+            else:
+                known.password = kept.password
+                known.password_expires_at = kept.password_expires_at
+                known.login_token = kept.login_token
+        for value, email, expires_at in tokens:
+            owner = by_email.get(email.lower())
+            if owner is not None and value not in self.tokens:
+                self.tokens[value] = Token(value, owner, expires_at)
+        requeue = []
+        for task, email, submitted in tasks:
+            owner = by_email.get(email.lower())
+            if owner is None or self.config.qpu(task.qpu_id) is None:
+                continue  # its user or QPU is gone from the configuration
+            task.owner = owner
+            self.tasks[task.id] = task
+            if submitted:
+                self.submissions[task.id] = submitted
+            self._seq = max(self._seq, task.seq)
+            self._queue_seq = max(self._queue_seq, task.queue_seq or 0)
+            if task.status is TaskStatus.RUNNING:
+                task.status, task.started = TaskStatus.SUBMITTED, None
+            if task.status is TaskStatus.SUBMITTED:
+                requeue.append(task)
+                self.active[owner.id] += 1
+        requeue.sort(key=lambda t: (t.queue_seq or 0, t.seq))
+        for task in requeue:
+            self.queues[task.qpu_id][task.id] = None
+        for qpu_id, window in windows:
+            if qpu_id in self.windows:
+                self.add_window(qpu_id, window, journal=False)
+        return requeue
