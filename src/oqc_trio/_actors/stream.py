@@ -8,6 +8,7 @@ leaving the ``async with`` stops the services (remote tasks keep running, resuma
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -70,10 +71,11 @@ async def open_stream(runtime: Runtime, *, max_in_flight: int = 1000) -> AsyncIt
     in_send, in_receive = trio.open_memory_channel["Job"](0)
     out_send, out_receive = trio.open_memory_channel["Job"](math.inf)
     limiter = trio.CapacityLimiter(max_in_flight)
+    positions = itertools.count()
 
     async def run_one(job: Job) -> None:
         try:
-            await drive.actor(job, poll=True, on_finished=None)
+            await drive.actor(job, poll=True, on_finished=None, position=next(positions))
         finally:
             limiter.release_on_behalf_of(job)
             out_send.send_nowait(job)

@@ -10,6 +10,7 @@ sent again. A task the server may already hold is never sent twice (official wea
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 from collections import defaultdict
@@ -46,7 +47,9 @@ class SubmitTicket:
     ``task_id`` is set as soon as an ID is reserved (before the submit POST); ``confirmed``
     once the server accepted the task; ``error`` is the server's refusal ``(code, message)``;
     ``failure`` an error that stops the whole call (authentication), never a task failure.
-    ``owner`` is the job the ticket is for (opaque here; hooks use it).
+    ``owner`` is the job the ticket is for (opaque here; hooks use it). ``order`` is the
+    task's place in the sequence of submissions this submitter sent (its likely place in the
+    QPU's queue), used by the poll scheduler to poll the oldest first.
     """
 
     qpu_id: str
@@ -57,6 +60,7 @@ class SubmitTicket:
     error: tuple[int, str] | None = None
     failure: OqcError | None = None
     owner: Any = None
+    order: int | None = None
     done: trio.Event = attrs.field(factory=trio.Event)
 
 
@@ -85,6 +89,7 @@ class Submitter:
         self._on_reserved = on_reserved
         self._rng = rng or random.Random()
         self._inbox_send, self._inbox = trio.open_memory_channel[SubmitTicket](float("inf"))
+        self._order = itertools.count()
         self.requests = 0
 
     async def submit(self, ticket: SubmitTicket) -> None:
@@ -155,6 +160,9 @@ class Submitter:
             pending.extend(fresh)
         attempt = 0
         while pending:
+            for ticket in pending:
+                if ticket.order is None:
+                    ticket.order = next(self._order)
             body = _wire.submit_body(
                 [_wire.with_task_id(t.encoded, t.task_id or "") for t in pending]
             )

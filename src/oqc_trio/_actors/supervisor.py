@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["Drive", "drive"]
 
 FinishedHook = Callable[["Job"], Any]
+_RESUMED_ORDER = -(10**12)
 ReservedHook = Callable[[Sequence[SubmitTicket]], Awaitable[None]]
 
 
@@ -44,9 +45,15 @@ class Drive:
             on_reserved=on_reserved,
         )
         self.observe_errors: list[tuple[Job, OqcError]] = []
+        self._orders: dict[int, int] = {}
 
-    async def actor(self, job: Job, *, poll: bool, on_finished: FinishedHook | None) -> None:
-        """Drive one job: submit if needed, then apply status events until it ends."""
+    async def actor(
+        self, job: Job, *, poll: bool, on_finished: FinishedHook | None, position: int = 0
+    ) -> None:
+        """Drive one job: submit if needed, then apply status events until it ends.
+
+        ``position`` (the job's index in its batch) orders tasks submitted by an earlier call,
+        whose place in the QPU queue is unknown, ahead of this call's submissions."""
         job._attach(self)
         try:
             if job.state.ended:
@@ -55,7 +62,8 @@ class Drive:
                 await self._submit(job)
                 if not job._confirmed or not poll:
                     return
-            await self._follow(job)
+            order = self._orders.pop(id(job), None)
+            await self._follow(job, _RESUMED_ORDER + position if order is None else order)
         finally:
             job._detach(self)
             if on_finished is not None and job.state.ended:
@@ -74,14 +82,16 @@ class Drive:
             await self.submitter.submit(ticket)
         finally:
             job._apply_ticket(ticket, base)
+            if ticket.order is not None:
+                self._orders[id(job)] = ticket.order
         if ticket.failure is not None:
             raise ticket.failure
 
-    async def _follow(self, job: Job) -> None:
+    async def _follow(self, job: Job, order: int) -> None:
         assert job.task_id is not None
         task_id = str(job.task_id)
         send, receive = trio.open_memory_channel[Any](4)
-        self.scheduler.watch(task_id, job._task_base, job.qpu_id, send)
+        self.scheduler.watch(task_id, job._task_base, job.qpu_id, send, order)
         try:
             async with receive:
                 async for event in receive:
@@ -123,8 +133,16 @@ async def drive(
             if poll:
                 services.start_soon(state.scheduler.run)
             async with trio.open_nursery() as actors:
-                for job in jobs:
-                    actors.start_soon(partial(state.actor, job, poll=poll, on_finished=on_finished))
+                for position, job in enumerate(jobs):
+                    actors.start_soon(
+                        partial(
+                            state.actor,
+                            job,
+                            poll=poll,
+                            on_finished=on_finished,
+                            position=position,
+                        )
+                    )
             services.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         raise _sole_error(group) from None
