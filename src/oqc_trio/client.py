@@ -279,14 +279,16 @@ class OqcSdk:
 
         return self.from_snapshot(load_snapshot(path))
 
-    def stream(self, *, max_in_flight: int = 1000) -> AbstractAsyncContextManager[JobStream]:
+    def stream(
+        self, *, max_in_flight: int = 1000, on_reserved: Any = None
+    ) -> AbstractAsyncContextManager[JobStream]:
         """A streaming runner in the caller's task: ``async with sdk.stream() as stream``.
 
         Send jobs with ``await stream.send(job)``, close with ``await stream.close_input()``,
         and ``async for job in stream`` receives each job as soon as it is settled. Not in the
         official SDK.
         """
-        return open_stream(self._runtime(), max_in_flight=max_in_flight)
+        return open_stream(self._runtime(), max_in_flight=max_in_flight, on_reserved=on_reserved)
 
     def _runtime(self) -> Runtime:
         return Runtime(

@@ -107,3 +107,16 @@ async def test_open_raises_clearly() -> None:
 
     with pytest.raises(ServerUnreachable):
         await OqcSdk(emu.url, authentication_token="x", retry=FAST_RETRY).open()
+
+
+async def test_an_oversized_program_fails_alone_and_sends_nothing(sdk: OqcSdk) -> None:
+    from oqc_trio.exceptions import RequestTooLarge
+
+    qpu = (await sdk.list_qpus())[0]["id"]
+    huge = BELL + "// " + "x" * 140_000 + "\n"
+    composite = sdk.create_job(program=[BELL, huge, BELL], qpu_id=qpu)
+    assert isinstance(composite, CompositeJob)
+    with pytest.raises(RequestTooLarge, match="not sent"):
+        await composite.execute(timeout_s=30)
+    assert composite.jobs[0].completed and composite.jobs[2].completed
+    assert composite.jobs[1].task_id is None and composite.jobs[1].state is JobState.CREATED

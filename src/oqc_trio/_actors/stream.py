@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from .runtime import Runtime
-from .supervisor import Drive
+from .supervisor import Drive, ReservedHook
 
 if TYPE_CHECKING:
     from ..exceptions import OqcError
@@ -63,11 +63,17 @@ class JobStream:
 
 
 @asynccontextmanager
-async def open_stream(runtime: Runtime, *, max_in_flight: int = 1000) -> AsyncIterator[JobStream]:
-    """Run a stream's services (submitter, poll scheduler, actors) for the ``async with``."""
+async def open_stream(
+    runtime: Runtime, *, max_in_flight: int = 1000, on_reserved: ReservedHook | None = None
+) -> AsyncIterator[JobStream]:
+    """Run a stream's services (submitter, poll scheduler, actors) for the ``async with``.
+
+    ``on_reserved`` is awaited (shielded) with each batch of reserved task IDs before they
+    are submitted, e.g. to journal them.
+    """
     if max_in_flight < 1:
         raise ValueError("max_in_flight must be >= 1")
-    drive = Drive(runtime, math.inf, None)
+    drive = Drive(runtime, math.inf, on_reserved)
     in_send, in_receive = trio.open_memory_channel["Job"](0)
     out_send, out_receive = trio.open_memory_channel["Job"](math.inf)
     limiter = trio.CapacityLimiter(max_in_flight)

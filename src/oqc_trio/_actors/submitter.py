@@ -27,6 +27,7 @@ from ..exceptions import (
     ConnectionFailureException,
     NotFoundError,
     OqcError,
+    RequestTooLarge,
     ServerException,
     TransportError,
 )
@@ -114,11 +115,27 @@ class Submitter:
                 for ticket in batch:
                     groups[(ticket.qpu_id, ticket.task_base)].append(ticket)
                 for tickets in groups.values():
+                    sendable = self._refuse_oversized(tickets)
                     chunks = _wire.chunk_encoded_tasks(
-                        (t.encoded for t in tickets), max_body_bytes=self._max_body
+                        (t.encoded for t in sendable), max_body_bytes=self._max_body
                     )
                     for chunk in chunks:
-                        nursery.start_soon(self._settle_chunk, [tickets[i] for i in chunk])
+                        nursery.start_soon(self._settle_chunk, [sendable[i] for i in chunk])
+
+    def _refuse_oversized(self, tickets: list[SubmitTicket]) -> list[SubmitTicket]:
+        """Settle tickets whose task alone exceeds the request limit; return the others."""
+        sendable: list[SubmitTicket] = []
+        for ticket in tickets:
+            try:
+                _wire.chunk_encoded_tasks([ticket.encoded], max_body_bytes=self._max_body)
+            except RequestTooLarge as exc:
+                ticket.failure = RequestTooLarge(
+                    f"program for {ticket.qpu_id} not sent: {exc}".replace("task 0 ", "it ")
+                )
+                ticket.done.set()
+                continue
+            sendable.append(ticket)
+        return sendable
 
     async def _settle_chunk(self, tickets: list[SubmitTicket]) -> None:
         try:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ..exceptions import OqcError
+from ..exceptions import OqcError, RequestTooLarge
 from .runtime import Runtime
 from .scheduler import ObserveFailure, PollScheduler
 from .submitter import Submitter, SubmitTicket
@@ -56,6 +56,9 @@ class Drive:
         whose place in the QPU queue is unknown, ahead of this call's submissions."""
         job._attach(self)
         try:
+            if job._task_base is None and job.task_id is not None:
+                # Restored from a snapshot: the QPU's task URL is not saved there.
+                job._task_base = self.runtime.task_base(job.qpu_id)
             if job.state.ended:
                 job._start_new_run()
             if not job._confirmed:
@@ -84,7 +87,11 @@ class Drive:
             job._apply_ticket(ticket, base)
             if ticket.order is not None:
                 self._orders[id(job)] = ticket.order
-        if ticket.failure is not None:
+        if isinstance(ticket.failure, RequestTooLarge):
+            # This job alone can never be sent; the others carry on, and the call raises
+            # at the end (as the official SDK's ValueError, nothing was sent for it).
+            self.observe_errors.append((job, ticket.failure))
+        elif ticket.failure is not None:
             raise ticket.failure
 
     async def _follow(self, job: Job, order: int) -> None:
