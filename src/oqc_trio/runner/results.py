@@ -1,0 +1,473 @@
+"""Results of a batch, built from its journal: snapshot JSON, long CSV, HDF5, summary, plots.
+
+Files in the output directory:
+
+- ``results.json``: an official-compatible ``CompositeJobSnapshot`` (one job per logical job,
+  in batch order; every attempt in its history), loadable with ``OqcSdk.load``;
+- ``counts.csv``: one row per (job, register, bitstring): ``job, entry, program, qpu, shots,
+  <each swept parameter>, register, bitstring, count``;
+- ``counts.h5``: a scipp ``DataGroup`` with one ``DataArray`` per classical register, dims
+  ``(job, bit)``, the job key, QPU, shots and each swept parameter as coordinates along
+  ``job`` (needs the ``hdf5`` extra: h5py).
+
+The journal is the source of truth. CSV rows are appended only after the records they come
+from are on disk, and the whole CSV is rewritten from the journal when a run starts and ends,
+so a crash never leaves duplicated or orphaned rows for long. The snapshot and HDF5 files are
+rewritten whole, at most as often as keeps their cost under ~5 % of the run.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import math
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from .expand import ConfigRecord, LogicalJob
+from .journal import Attempt, JournalState, atomic_write
+
+__all__ = [
+    "CSV_NAME",
+    "HDF5_NAME",
+    "SNAPSHOT_NAME",
+    "ResultWriter",
+    "build_datagroup",
+    "completed_counts",
+    "csv_text",
+    "save_hdf5",
+    "snapshot_document",
+    "snapshot_text",
+    "summary_rows",
+]
+
+SNAPSHOT_NAME = "results.json"
+CSV_NAME = "counts.csv"
+HDF5_NAME = "counts.h5"
+HDF5_MISSING = "HDF5 output skipped: h5py is not installed (pip install 'oqc-trio[hdf5]')"
+_STATE_OF = {"reserved": "CREATED", "submitted": "SUBMITTED"}
+
+
+def register_counts(data: Any) -> Iterator[tuple[str, dict[str, int]]]:
+    """``(register, {bitstring: count})`` of a result holding binary counts (others skipped)."""
+    if not isinstance(data, dict):
+        return
+    for register, counts in data.items():
+        if isinstance(counts, dict) and all(
+            isinstance(k, str) and isinstance(v, int) for k, v in counts.items()
+        ):
+            yield register, counts
+
+
+def completed_counts(state: JournalState) -> Iterator[tuple[LogicalJob, Attempt]]:
+    """Every logical job whose latest attempt completed, with that attempt."""
+    for job in state.jobs:
+        latest = state.latest(job.index)
+        if latest is not None and latest.state == "COMPLETED":
+            yield job, latest
+
+
+# -- CSV --------------------------------------------------------------------------------------
+
+
+def _csv_header(param_names: list[str]) -> list[str]:
+    return [
+        "job",
+        "entry",
+        "program",
+        "qpu",
+        "shots",
+        *param_names,
+        "register",
+        "bitstring",
+        "count",
+    ]
+
+
+def _csv_rows(job: LogicalJob, attempt: Attempt, param_names: list[str]) -> Iterator[list[Any]]:
+    params = [job.sweep.get(name, "") for name in param_names]
+    for register, counts in register_counts(attempt.data):
+        for bitstring, count in sorted(counts.items()):
+            yield [
+                job.key,
+                job.entry,
+                job.source,
+                job.qpu,
+                job.shots,
+                *params,
+                register,
+                bitstring,
+                count,
+            ]
+
+
+def csv_text(state: JournalState, *, header: bool = True, only: Iterable[int] | None = None) -> str:
+    """The long CSV of every completed job (or only the ``only`` job indices)."""
+    names = list(state.meta.get("param_names", []))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    if header:
+        writer.writerow(_csv_header(names))
+    indices = range(len(state.jobs)) if only is None else only
+    for index in indices:
+        latest = state.latest(index)
+        if latest is not None and latest.state == "COMPLETED":
+            writer.writerows(_csv_rows(state.jobs[index], latest, names))
+    return buffer.getvalue()
+
+
+def _append(path: Path, text: str) -> None:
+    # Append, not rewrite: the cost of a flush stays proportional to what arrived.
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+
+
+# -- snapshot ---------------------------------------------------------------------------------
+
+
+def _received(attempt: Attempt) -> str | None:
+    if not attempt.ended:
+        return None
+    moment = dt.datetime.fromtimestamp(attempt.ended, dt.UTC)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _output(job: LogicalJob, attempt: Attempt, config: ConfigRecord) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "qpu_id": attempt.qpu,
+        "task_id": attempt.id,
+        "program": job.program,
+        "received": _received(attempt),
+        "config_json": config.json,
+        "config_type": config.type,
+        "timings": None,
+        "metrics": None,
+        "metadata": None,
+    }
+    if attempt.state == "COMPLETED":
+        item.update(kind="result", data=attempt.data or {})
+    else:
+        item.update(kind="error", error_code=attempt.code, error_message=attempt.message)
+    return item
+
+
+def _job_document(job: LogicalJob, attempts: list[Attempt], config: ConfigRecord) -> dict[str, Any]:
+    history = [_output(job, a, config) for a in attempts if a.state in ("COMPLETED", "FAILED")]
+    latest = attempts[-1] if attempts else None
+    state = "CREATED" if latest is None else _STATE_OF.get(latest.state, latest.state)
+    return {
+        "schema_version": "1",
+        "snapshot_kind": "job",
+        "program": job.program,
+        "qpu_id": latest.qpu if latest is not None else job.qpu,
+        "config_json": config.json,
+        "config_type": config.type,
+        "tag": job.tag,
+        "hybrid_marker": None,
+        "timings": None,
+        "metrics": None,
+        "metadata": None,
+        "task_id": latest.id if latest is not None else None,
+        "state": state,
+        "raise_on_error": False,
+        "fetch_diagnostics": False,
+        "result": history[-1] if state == "COMPLETED" else None,
+        "error": history[-1] if state == "FAILED" else None,
+        "history": history,
+    }
+
+
+def snapshot_document(state: JournalState) -> dict[str, Any]:
+    """The batch as an official-compatible composite snapshot, as JSON-ready data: one child
+    per logical job, in batch order, every attempt that ended in its history.
+
+    Field for field what ``snapshot_to_dict`` writes for the equivalent models, built
+    directly (about 3x faster at 10,000 jobs). A reserved but unconfirmed task is saved as
+    CREATED with its ID, as ``Job.to_snapshot`` does: loading it reconciles with the server
+    before anything is sent again.
+    """
+    jobs = [
+        _job_document(job, state.attempts[job.index], state.configs[job.config])
+        for job in state.jobs
+    ]
+    return {"schema_version": "1", "snapshot_kind": "composite", "jobs": jobs}
+
+
+def snapshot_text(state: JournalState, indent: int | None = None) -> str:
+    """:func:`snapshot_document` as JSON (ASCII, like the official ``save()``).
+
+    Without ``indent`` the text is assembled from pieces, each program and config encoded
+    once rather than once per copy (a job repeats them in its result and history): at
+    10,000 jobs this is what keeps the snapshot cheap enough to rewrite during a run.
+    """
+    if indent is not None:
+        return json.dumps(snapshot_document(state), indent=indent)
+    encode = json.JSONEncoder().encode
+    configs = [(encode(c.json), encode(c.type)) for c in state.configs]
+    jobs = []
+    for job in state.jobs:
+        attempts = state.attempts[job.index]
+        program = encode(job.program)
+        config, config_type = configs[job.config]
+        history = []
+        for attempt in attempts:
+            if attempt.state not in ("COMPLETED", "FAILED"):
+                continue
+            head = (
+                f'{{"qpu_id": {encode(attempt.qpu)}, "task_id": {encode(attempt.id)}, '
+                f'"program": {program}, "received": {encode(_received(attempt))}, '
+                f'"config_json": {config}, "config_type": {config_type}, "timings": null, '
+                '"metrics": null, "metadata": null, '
+            )
+            if attempt.state == "COMPLETED":
+                tail = f'"kind": "result", "data": {encode(attempt.data or {})}}}'
+            else:
+                tail = (
+                    f'"kind": "error", "error_code": {encode(attempt.code)}, '
+                    f'"error_message": {encode(attempt.message)}}}'
+                )
+            history.append(head + tail)
+        latest = attempts[-1] if attempts else None
+        state_name = "CREATED" if latest is None else _STATE_OF.get(latest.state, latest.state)
+        last = history[-1] if history else "null"
+        jobs.append(
+            f'{{"schema_version": "1", "snapshot_kind": "job", "program": {program}, '
+            f'"qpu_id": {encode(latest.qpu if latest is not None else job.qpu)}, '
+            f'"config_json": {config}, "config_type": {config_type}, '
+            f'"tag": {encode(job.tag)}, "hybrid_marker": null, "timings": null, '
+            f'"metrics": null, "metadata": null, '
+            f'"task_id": {encode(latest.id if latest is not None else None)}, '
+            f'"state": "{state_name}", "raise_on_error": false, "fetch_diagnostics": false, '
+            f'"result": {last if state_name == "COMPLETED" else "null"}, '
+            f'"error": {last if state_name == "FAILED" else "null"}, '
+            f'"history": [{", ".join(history)}]}}'
+        )
+    return (
+        '{"schema_version": "1", "snapshot_kind": "composite", "jobs": [' + ", ".join(jobs) + "]}"
+    )
+
+
+# -- HDF5 -------------------------------------------------------------------------------------
+
+
+def _param_coord(values: list[Any]) -> tuple[list[Any], str]:
+    present = [v for v in values if v is not None]
+    if present and all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
+        return [math.nan if v is None else float(v) for v in values], "float64"
+    return ["" if v is None else str(v) for v in values], "str"
+
+
+def _codes(values: list[str]) -> tuple[list[int], list[str]]:
+    labels = list(dict.fromkeys(values))
+    index = {label: i for i, label in enumerate(labels)}
+    return [index[v] for v in values], labels
+
+
+def build_datagroup(state: JournalState) -> Any:
+    """A scipp ``DataGroup``: per register, counts with dims ``(job, bit)`` and the sweep as
+    coordinates along ``job``.
+
+    ``job`` is the logical job's index (its position in ``results.json``); ``qpu`` and
+    ``entry`` are codes into the group's ``qpus`` and ``entries`` labels, because scipp writes
+    string arrays to HDF5 one element at a time (0.7 s per 10,000 strings).
+    """
+    import numpy as np
+    import scipp as sc
+
+    names = list(state.meta.get("param_names", []))
+    per_register: dict[str, list[tuple[LogicalJob, dict[str, int]]]] = {}
+    for job, attempt in completed_counts(state):
+        for register, counts in register_counts(attempt.data):
+            per_register.setdefault(register, []).append((job, counts))
+    qpus = sorted({job.qpu for job in state.jobs})
+    entries = list(dict.fromkeys(job.entry for job in state.jobs))
+    group: dict[str, Any] = {
+        "qpus": sc.array(dims=["qpu"], values=qpus),
+        "entries": sc.array(dims=["entry"], values=entries),
+    }
+    for register, rows in sorted(per_register.items()):
+        width = max((len(b) for _, counts in rows for b in counts), default=0)
+        columns = sorted(
+            {b.zfill(width) for _, counts in rows for b in counts}, key=lambda b: int(b or "0", 2)
+        )
+        position = {b: i for i, b in enumerate(columns)}
+        values = np.zeros((len(rows), len(columns)), dtype=np.int64)
+        for row, (_, counts) in enumerate(rows):
+            for bitstring, count in counts.items():
+                values[row, position[bitstring.zfill(width)]] += count
+        jobs = [job for job, _ in rows]
+
+        def ints(dim: str, items: list[int]) -> Any:
+            return sc.array(dims=[dim], values=np.asarray(items, dtype=np.int64), unit=None)
+
+        coords = {
+            "job": ints("job", [j.index for j in jobs]),
+            "qpu": ints("job", [qpus.index(j.qpu) for j in jobs]),
+            "entry": ints("job", [entries.index(j.entry) for j in jobs]),
+            "shots": ints("job", [j.shots for j in jobs]),
+            "bit": ints("bit", [int(b or "0", 2) for b in columns]),
+            "bitstring": sc.array(dims=["bit"], values=columns),
+        }
+        for name in names:
+            column, dtype = _param_coord([j.sweep.get(name) for j in jobs])
+            coords[name] = sc.array(dims=["job"], values=column, dtype=dtype, unit=None)
+        data = sc.array(dims=["job", "bit"], values=values, unit="counts")
+        group[register] = sc.DataArray(data, coords=coords)
+    return sc.DataGroup(group)
+
+
+def save_hdf5(group: Any, path: Path) -> None:
+    """Save a DataGroup to ``path`` atomically (temp file, fsync, rename)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    group.save_hdf5(tmp)
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def _hdf5_available() -> bool:
+    try:
+        import h5py  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# -- the writer used during a run ----------------------------------------------------------------
+
+
+class ResultWriter:
+    """Keeps the output files of a run in step with its journal.
+
+    ``add(index)`` queues a finished job's CSV rows; ``take()`` hands them over *before* the
+    journal flush that makes them durable, and ``append(taken)`` writes them after it.
+    ``checkpoint()`` rewrites the snapshot when due; ``finish()`` rewrites every file. The
+    whole-file rewrites work on a copy of the journal state in a worker thread.
+    """
+
+    def __init__(self, out: Path, state: JournalState, formats: Iterable[str]) -> None:
+        self.out = out
+        self.state = state
+        self.formats = set(formats)
+        self.warnings: list[str] = []
+        self._queued: list[int] = []
+        self._last_checkpoint = 0.0
+        self._checkpoint_cost = 0.0
+        self._dirty = False
+
+    async def start(self) -> None:
+        """Rewrite the CSV from the journal (drops rows a crash may have left half-written)."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._last_checkpoint = trio.current_time()
+        if "csv" in self.formats:
+            text = csv_text(self.state)
+            await trio.to_thread.run_sync(atomic_write, self.out / CSV_NAME, text.encode())
+
+    def add(self, index: int) -> None:
+        """A job completed (its journal record is pending)."""
+        self._queued.append(index)
+        self._dirty = True
+
+    def take(self) -> list[int]:
+        """The queued jobs, to append once the journal holds them."""
+        taken, self._queued = self._queued, []
+        return taken
+
+    async def append(self, taken: list[int]) -> None:
+        """Append the CSV rows of ``taken`` jobs."""
+        if taken and "csv" in self.formats:
+            text = csv_text(self.state, header=False, only=taken)
+            await trio.to_thread.run_sync(_append, self.out / CSV_NAME, text)
+
+    async def checkpoint(self) -> None:
+        """Rewrite the snapshot if new results arrived and enough time passed: at least 30 s,
+        and 20x what the last rewrite cost, so rewrites stay under 5 % of the run."""
+        now = trio.current_time()
+        due = self._last_checkpoint + max(30.0, 20 * self._checkpoint_cost)
+        if "snapshot" not in self.formats or not self._dirty or now < due:
+            return
+        self._dirty = False
+        started = trio.current_time()
+        frozen = self.state.frozen()
+        await trio.to_thread.run_sync(self._write_snapshot, frozen)
+        self._checkpoint_cost = trio.current_time() - started
+        self._last_checkpoint = trio.current_time()
+
+    def _write_snapshot(self, state: JournalState) -> None:
+        atomic_write(self.out / SNAPSHOT_NAME, snapshot_text(state).encode())
+
+    def _write_all(self, state: JournalState) -> None:
+        if "csv" in self.formats:
+            atomic_write(self.out / CSV_NAME, csv_text(state).encode())
+        if "snapshot" in self.formats:
+            self._write_snapshot(state)
+        if "hdf5" in self.formats:
+            if _hdf5_available():
+                save_hdf5(build_datagroup(state), self.out / HDF5_NAME)
+            elif HDF5_MISSING not in self.warnings:
+                self.warnings.append(HDF5_MISSING)
+
+    async def finish(self) -> None:
+        """Write every output file from the journal (called once nothing changes it any
+        more, so no copy is needed)."""
+        await trio.to_thread.run_sync(self._write_all, self.state)
+
+
+# -- summary ----------------------------------------------------------------------------------
+
+
+def summary_rows(state: JournalState) -> list[dict[str, Any]]:
+    """Per ``[[jobs]]`` entry (and a total): jobs, completed, failed, cancelled, unfinished,
+    shots completed and retries (attempts beyond the first)."""
+    rows: dict[str, dict[str, Any]] = {}
+    order = list(state.meta.get("entries", [])) or list(dict.fromkeys(j.entry for j in state.jobs))
+    for name in [*order, "total"]:
+        rows[name] = {
+            "entry": name,
+            "jobs": 0,
+            "completed": 0,
+            "failed": 0,
+            "cancelled": 0,
+            "unfinished": 0,
+            "shots": 0,
+            "retries": 0,
+        }
+    for job in state.jobs:
+        attempts = state.attempts[job.index]
+        latest = attempts[-1] if attempts else None
+        for row in (rows[job.entry], rows["total"]):
+            row["jobs"] += 1
+            row["retries"] += max(0, len(attempts) - 1)
+            if latest is None or not latest.done:
+                row["unfinished"] += 1
+            elif latest.state == "COMPLETED":
+                row["completed"] += 1
+                row["shots"] += job.shots
+            elif latest.state == "FAILED":
+                row["failed"] += 1
+            else:
+                row["cancelled"] += 1
+    return list(rows.values())
+
+
+def failures(state: JournalState, limit: int = 5) -> list[str]:
+    """One line for each of the first ``limit`` failed jobs: key, code and message."""
+    lines = []
+    for job in state.jobs:
+        latest = state.latest(job.index)
+        if latest is not None and latest.state == "FAILED":
+            message = (latest.message or "").splitlines()[0] if latest.message else ""
+            lines.append(f"{job.key}: error {latest.code}: {message}")
+            if len(lines) >= limit:
+                break
+    return lines

@@ -1,0 +1,142 @@
+"""The journal: atomic segments, compaction, reading while written, locking, mismatch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import trio
+from runner_support import QPU_A, RX
+
+from oqc_trio.runner import journal as journal_module
+from oqc_trio.runner.expand import ExpandedBatch, expand_text
+from oqc_trio.runner.journal import (
+    Journal,
+    JournalError,
+    JournalLocked,
+    JournalMismatch,
+    journal_dir,
+    lock_holder,
+    read_journal,
+)
+
+SERVER = {"url": "emulator", "embedded": True}
+
+
+def _batch(points: int = 4) -> ExpandedBatch:
+    return expand_text(
+        f'[[jobs]]\nqpu = "{QPU_A}"\nprogram = """{RX}"""\n'
+        f"params.theta = {{start = 0, stop = 1, num = {points}}}\n",
+        "b.toml",
+    )
+
+
+async def test_records_survive_a_reopen(tmp_path: Path) -> None:
+    batch = _batch()
+    journal = Journal.open(tmp_path, batch, SERVER)
+    first = journal.reserve(0, "11111111-1111-1111-1111-111111111111", QPU_A)
+    journal.submitted(first)
+    journal.ended(first, "FAILED", code=500, message="boom")
+    second = journal.reserve(0, "22222222-2222-2222-2222-222222222222", QPU_A)
+    journal.ended(second, "COMPLETED", data={"c": {"0": 10}})
+    third = journal.reserve(1, "33333333-3333-3333-3333-333333333333", QPU_A)
+    journal.cancel_requested(third)
+    await journal.flush()
+    # Read-only view while the writer still holds the lock (segments, no state.json yet).
+    state = read_journal(tmp_path)
+    assert [a.state for a in state.attempts[0]] == ["FAILED", "COMPLETED"]
+    assert state.attempts[0][0].code == 500 and state.attempts[0][1].data == {"c": {"0": 10}}
+    assert state.attempts[1][0].cancel and state.attempts[1][0].state == "reserved"
+    assert state.counts() == {"COMPLETED": 1, "reserved": 1, "pending": 2}
+    assert [a.id for a in state.in_flight()] == [third.id]
+    journal.close()
+
+    again = Journal.open(tmp_path, batch, SERVER)
+    try:
+        assert [a.state for a in again.state.attempts[0]] == ["FAILED", "COMPLETED"]
+        assert again.reserve(2, None, QPU_A).n == 1
+        assert again.reserve(0, "44444444-4444-4444-4444-444444444444", QPU_A).n == 3
+    finally:
+        again.close()
+
+
+async def test_unflushed_records_are_lost_but_nothing_else(tmp_path: Path) -> None:
+    journal = Journal.open(tmp_path, _batch(), SERVER)
+    journal.reserve(0, "11111111-1111-1111-1111-111111111111", QPU_A)
+    await journal.flush()
+    journal.reserve(1, "22222222-2222-2222-2222-222222222222", QPU_A)  # never flushed
+    # A crash: the lock goes with the process, nothing else is written.
+    import os
+
+    os.close(journal._lock_fd)
+    state = read_journal(tmp_path)
+    assert state.counts() == {"reserved": 1, "pending": 3}
+
+
+async def test_compaction_folds_segments_and_readers_keep_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(journal_module, "_COMPACT_SEGMENTS", 5)
+    batch = _batch(points=40)
+    journal = Journal.open(tmp_path, batch, SERVER)
+    for index in range(40):
+        attempt = journal.reserve(index, f"{index:08d}-0000-0000-0000-000000000000", QPU_A)
+        journal.ended(attempt, "COMPLETED", data={"c": {"0": index}})
+        await journal.flush()
+        state = read_journal(tmp_path)
+        assert state.counts().get("COMPLETED") == index + 1
+    segments = list(journal_dir(tmp_path).glob("seg-*"))
+    assert len(segments) < 5
+    assert json.loads((journal_dir(tmp_path) / "state.json").read_text())["through"] >= 35
+    journal.close()
+    assert [a[0].data for a in read_journal(tmp_path).attempts] == [
+        {"c": {"0": i}} for i in range(40)
+    ]
+
+
+async def test_stale_segments_and_temp_files_are_ignored(tmp_path: Path) -> None:
+    journal = Journal.open(tmp_path, _batch(), SERVER)
+    journal.reserve(0, "11111111-1111-1111-1111-111111111111", QPU_A)
+    await journal.flush()
+    document = journal.state.state_document() | {"through": 1}
+    journal._compact(document)  # state.json through segment 1
+    journal.close()
+    directory = journal_dir(tmp_path)
+    # A compaction that crashed before deleting its segments, and a half-written temp file.
+    (directory / "seg-00000001.jsonl").write_text('{"r":"a","j":0,"n":1,"id":"x","q":"q","t":0}\n')
+    (directory / ".seg-00000002.jsonl.abcd.tmp").write_text('{"r":"a","j":1')
+    state = read_journal(tmp_path)
+    assert len(state.attempts[0]) == 1 and state.counts()["pending"] == 3
+    Journal.open(tmp_path, _batch(), SERVER).close()
+    assert not list(directory.glob(".*.tmp"))
+
+
+def test_lock_mismatch_and_fresh(tmp_path: Path) -> None:
+    journal = Journal.open(tmp_path, _batch(), SERVER)
+    try:
+        assert lock_holder(tmp_path) is not None
+        with pytest.raises(JournalLocked):
+            Journal.open(tmp_path, _batch(), SERVER)
+    finally:
+        journal.close()
+    assert lock_holder(tmp_path) is None
+    with pytest.raises(JournalMismatch, match="use --fresh"):
+        Journal.open(tmp_path, _batch(points=5), SERVER)
+    Journal.open(tmp_path, _batch(points=5), SERVER, fresh=True).close()
+    assert len(read_journal(tmp_path).jobs) == 5
+
+
+def test_reading_a_directory_without_journal(tmp_path: Path) -> None:
+    with pytest.raises(JournalError, match="holds no oqc-run journal"):
+        read_journal(tmp_path)
+
+
+async def test_flush_is_shielded_from_cancellation(tmp_path: Path) -> None:
+    journal = Journal.open(tmp_path, _batch(), SERVER)
+    journal.reserve(0, "11111111-1111-1111-1111-111111111111", QPU_A)
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await journal.flush()
+    assert read_journal(tmp_path).counts()["reserved"] == 1
+    journal.close()

@@ -1,0 +1,102 @@
+"""Outputs built from a journal: the snapshot is the canonical official form, CSV and HDF5
+hold the counts with the sweep, the summary counts attempts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from runner_support import QPU_A, QPU_B, RX
+
+from oqc_trio.client import OqcSdk
+from oqc_trio.job import JobState
+from oqc_trio.job_snapshot import snapshot_from_dict, snapshot_to_dict
+from oqc_trio.runner.expand import expand_text
+from oqc_trio.runner.journal import Journal, JournalState
+from oqc_trio.runner.results import (
+    build_datagroup,
+    csv_text,
+    snapshot_document,
+    snapshot_text,
+    summary_rows,
+)
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> JournalState:
+    """Four jobs: completed; failed then completed; failed for good; reserved."""
+    batch = expand_text(
+        f'[defaults]\nqpu = ["{QPU_A}", "{QPU_B}"]\ntag = "t"\n'
+        f'[[jobs]]\nname = "rx"\nprogram = """{RX}"""\nparams.theta = [0.5, 1.5]\n',
+        "b.toml",
+    )
+    journal = Journal.open(tmp_path, batch, {"url": "emulator", "embedded": True})
+    ids = iter(f"{n:08d}-0000-4000-8000-000000000000" for n in range(10))
+    a = journal.reserve(0, next(ids), QPU_A)
+    journal.ended(a, "COMPLETED", data={"c": {"0": 7, "1": 3}})
+    b = journal.reserve(1, next(ids), QPU_A)
+    journal.ended(b, "FAILED", code=500, message="flaky")
+    b2 = journal.reserve(1, next(ids), QPU_A)
+    journal.ended(b2, "COMPLETED", data={"c": {"1": 10}})
+    c = journal.reserve(2, next(ids), QPU_B)
+    journal.ended(c, "FAILED", code=1001, message="parse error\nat line 3")
+    d = journal.reserve(3, next(ids), QPU_B)
+    journal.submitted(d)
+    journal.close()
+    return journal.state
+
+
+def test_the_snapshot_is_the_canonical_official_form(state: JournalState) -> None:
+    document = snapshot_document(state)
+    canonical = snapshot_to_dict(snapshot_from_dict(document), compatible=True)
+    assert json.loads(json.dumps(canonical)) == document
+    assert json.loads(snapshot_text(state)) == document
+    assert snapshot_text(state) == json.dumps(document)
+
+
+def test_the_snapshot_loads_into_jobs(state: JournalState, tmp_path: Path) -> None:
+    path = tmp_path / "results.json"
+    path.write_text(snapshot_text(state))
+    composite = OqcSdk("http://127.0.0.1:1").load(path)
+    states = [job.state for job in composite.jobs]
+    assert states == [JobState.COMPLETED, JobState.COMPLETED, JobState.FAILED, JobState.SUBMITTED]
+    retried = composite.jobs[1]
+    assert [type(o).__name__ for o in retried.history] == ["JobError", "JobResult"]
+    assert retried.result.data == {"c": {"1": 10}}
+    assert composite.jobs[2].error.error_code == 1001
+    assert composite.jobs[0].tag == "t" and composite.jobs[0].config.repeats == 1000
+
+
+def test_csv_has_one_row_per_register_and_bitstring(state: JournalState) -> None:
+    lines = csv_text(state).splitlines()
+    assert lines[0] == "job,entry,program,qpu,shots,theta,register,bitstring,count"
+    assert lines[1:] == [
+        f"rx/qpu={QPU_A}/theta=0.5,rx,inline,{QPU_A},1000,0.5,c,0,7",
+        f"rx/qpu={QPU_A}/theta=0.5,rx,inline,{QPU_A},1000,0.5,c,1,3",
+        f"rx/qpu={QPU_A}/theta=1.5,rx,inline,{QPU_A},1000,1.5,c,1,10",
+    ]
+
+
+def test_datagroup_has_the_sweep_as_coordinates(state: JournalState) -> None:
+    group = build_datagroup(state)
+    counts = group["c"]
+    assert counts.dims == ("job", "bit")
+    assert counts.coords["theta"].values.tolist() == [0.5, 1.5]
+    assert list(counts.coords["bitstring"].values) == ["0", "1"]
+    assert counts.values.tolist() == [[7, 3], [0, 10]]
+    assert group["qpus"].values[counts.coords["qpu"].values[0]] == QPU_A
+
+
+def test_summary_counts_jobs_and_retries(state: JournalState) -> None:
+    total = summary_rows(state)[-1]
+    assert total == {
+        "entry": "total",
+        "jobs": 4,
+        "completed": 2,
+        "failed": 1,
+        "cancelled": 0,
+        "unfinished": 1,
+        "shots": 2000,
+        "retries": 1,
+    }
