@@ -289,25 +289,33 @@ def _cmd_run(args: argparse.Namespace, out_console: Console, err: Console) -> in
     return status
 
 
-def _print_summary(console: Console, state: JournalState, out: Path, status: int) -> None:
-    table = Table(title=f"oqc-run: {out}", title_justify="left")
-    columns = [
-        "entry",
-        "jobs",
-        "completed",
-        "failed",
-        "cancelled",
-        "unfinished",
-        "shots",
-        "retries",
-    ]
-    for column in columns:
+_SUMMARY_COLUMNS = (
+    "entry",
+    "jobs",
+    "completed",
+    "failed",
+    "cancelled",
+    "unfinished",
+    "shots",
+    "retries",
+)
+
+
+def _summary_table(state: JournalState, title: str) -> Table:
+    """One row per batch entry and a bold total."""
+    table = Table(title=title, title_justify="left")
+    for column in _SUMMARY_COLUMNS:
         table.add_column(column, justify="left" if column == "entry" else "right")
     for row in summary_rows(state):
         table.add_row(
-            *(str(row[c]) for c in columns), style="bold" if row["entry"] == "total" else None
+            *(str(row[c]) for c in _SUMMARY_COLUMNS),
+            style="bold" if row["entry"] == "total" else None,
         )
-    console.print(table)
+    return table
+
+
+def _print_summary(console: Console, state: JournalState, out: Path, status: int) -> None:
+    console.print(_summary_table(state, f"oqc-run: {out}"))
     for line in failures(state):
         console.print(f"  failed: {line}", highlight=False, markup=False, soft_wrap=True)
     verdict = {
@@ -462,22 +470,7 @@ def _cmd_results(args: argparse.Namespace, out_console: Console, err: Console) -
             raise _Usage(str(exc)) from None
         out_console.print(f"{args.plot}: {what}", highlight=False, markup=False)
         return EXIT_OK
-    table = Table(title=f"{args.dir}", title_justify="left")
-    columns = [
-        "entry",
-        "jobs",
-        "completed",
-        "failed",
-        "cancelled",
-        "unfinished",
-        "shots",
-        "retries",
-    ]
-    for column in columns:
-        table.add_column(column, justify="left" if column == "entry" else "right")
-    for row in summary_rows(state):
-        table.add_row(*(str(row[c]) for c in columns))
-    out_console.print(table)
+    out_console.print(_summary_table(state, f"{args.dir}"))
     for line in failures(state):
         out_console.print(f"  failed: {line}", highlight=False, markup=False, soft_wrap=True)
     return EXIT_OK
