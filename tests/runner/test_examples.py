@@ -110,3 +110,14 @@ def test_an_interrupted_embedded_batch_resumes_its_tasks(
     state = read_journal(tmp_path / "b.out")
     assert [len(attempts) for attempts in state.attempts] == [1] * 10  # resumed, not resent
     assert state.counts() == {"COMPLETED": 10}
+
+
+def test_resume_walkthrough_batch_completes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``examples/sweep_400.toml`` (the batch of ``resume_after_crash.md``) runs to the end;
+    the kill-and-resume part is proved by ``test_crash.py``."""
+    monkeypatch.chdir(tmp_path)
+    assert main([str(EXAMPLES / "sweep_400.toml"), "-q"]) == 0
+    rows = _rows(tmp_path / "sweep_400.out" / "counts.csv")
+    assert len({r["job"] for r in rows}) == 400
