@@ -14,7 +14,7 @@ import itertools
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 import attrs
@@ -48,15 +48,19 @@ class SubmitTicket:
     ``task_id`` is set as soon as an ID is reserved (before the submit POST); ``confirmed``
     once the server accepted the task; ``error`` is the server's refusal ``(code, message)``;
     ``failure`` an error that stops the whole call (authentication), never a task failure.
-    ``owner`` is the job the ticket is for (opaque here; hooks use it). ``order`` is the
-    task's place in the sequence of submissions this submitter sent (its likely place in the
-    QPU's queue), used by the poll scheduler to poll the oldest first.
+    ``encode`` builds the task's body (without its ID) when the submitter gets to it, and
+    ``encoded`` holds it only while its chunk is being sent, so a batch of 100,000 jobs never
+    holds 100,000 encoded tasks at once. ``owner`` is the job the ticket is for (opaque
+    here; hooks use it). ``order`` is the task's place in the sequence of submissions this
+    submitter sent (its likely place in the QPU's queue), used by the poll scheduler to poll
+    the oldest first.
     """
 
     qpu_id: str
     task_base: str | None
-    encoded: bytes
+    encode: Callable[[], bytes]
     task_id: str | None = None
+    encoded: bytes | None = None
     confirmed: bool = False
     error: tuple[int, str] | None = None
     failure: OqcError | None = None
@@ -85,7 +89,7 @@ class Submitter:
         self._send = send
         self._api = api
         self._max_body = max_body_bytes
-        self._limiter = trio.CapacityLimiter(concurrency)
+        self._slots = trio.Semaphore(concurrency)
         self._deadline = deadline
         self._on_reserved = on_reserved
         self._rng = rng or random.Random()
@@ -115,32 +119,38 @@ class Submitter:
                 for ticket in batch:
                     groups[(ticket.qpu_id, ticket.task_base)].append(ticket)
                 for tickets in groups.values():
-                    sendable = self._refuse_oversized(tickets)
-                    chunks = _wire.chunk_encoded_tasks(
-                        (t.encoded for t in sendable), max_body_bytes=self._max_body
-                    )
-                    for chunk in chunks:
-                        nursery.start_soon(self._settle_chunk, [sendable[i] for i in chunk])
+                    for chunk in self._chunks(tickets):
+                        # Encode the next chunk only once a submission slot is free.
+                        await self._slots.acquire()
+                        nursery.start_soon(self._settle_chunk, chunk)
 
-    def _refuse_oversized(self, tickets: list[SubmitTicket]) -> list[SubmitTicket]:
-        """Settle tickets whose task alone exceeds the request limit; return the others."""
-        sendable: list[SubmitTicket] = []
+    def _chunks(self, tickets: list[SubmitTicket]) -> Iterator[list[SubmitTicket]]:
+        """Encode tickets one by one into size-bounded chunks; a task too large to be sent
+        at all settles its ticket with :class:`RequestTooLarge` (nothing is sent for it)."""
+        chunk: list[SubmitTicket] = []
+        builder = _wire.ChunkBuilder(self._max_body)
         for ticket in tickets:
-            try:
-                _wire.chunk_encoded_tasks([ticket.encoded], max_body_bytes=self._max_body)
-            except RequestTooLarge as exc:
+            encoded = ticket.encode()
+            if not builder.fits_alone(encoded):
                 ticket.failure = RequestTooLarge(
-                    f"program for {ticket.qpu_id} not sent: {exc}".replace("task 0 ", "it ")
+                    f"program for {ticket.qpu_id} not sent: its task needs {len(encoded)} "
+                    f"bytes, over the {self._max_body}-byte body limit (the service accepts "
+                    f"at most {_wire.MAX_REQUEST_BYTES} bytes per request)"
                 )
                 ticket.done.set()
                 continue
-            sendable.append(ticket)
-        return sendable
+            if not builder.fits(encoded):
+                yield chunk
+                chunk, builder = [], _wire.ChunkBuilder(self._max_body)
+            ticket.encoded = encoded
+            builder.add(encoded)
+            chunk.append(ticket)
+        if chunk:
+            yield chunk
 
     async def _settle_chunk(self, tickets: list[SubmitTicket]) -> None:
         try:
-            async with self._limiter:
-                await self._submit_chunk(tickets)
+            await self._submit_chunk(tickets)
         except _TRANSIENT:
             # Out of time while the outcome is unknown: the tickets keep their reserved IDs,
             # unconfirmed, and the next execute reconciles them. Never a task failure.
@@ -153,7 +163,9 @@ class Submitter:
                 if not ticket.confirmed:
                     ticket.error = (exc.server_error_code, exc.message)
         finally:
+            self._slots.release()
             for ticket in tickets:
+                ticket.encoded = None
                 ticket.done.set()
 
     async def _request(self, request: _wire.Request) -> Any:
@@ -181,7 +193,7 @@ class Submitter:
                 if ticket.order is None:
                     ticket.order = next(self._order)
             body = _wire.submit_body(
-                [_wire.with_task_id(t.encoded, t.task_id or "") for t in pending]
+                [_wire.with_task_id(t.encoded or b"", t.task_id or "") for t in pending]
             )
             try:
                 await self._request(self._api.submit(base, body))

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..exceptions import OqcError, RequestTooLarge
+from .mailbox import Mailbox
 from .runtime import Runtime
 from .scheduler import ObserveFailure, PollScheduler
 from .submitter import Submitter, SubmitTicket
@@ -77,7 +78,7 @@ class Drive:
         ticket = SubmitTicket(
             qpu_id=job.qpu_id,
             task_base=base,
-            encoded=job._encoded_task(),
+            encode=job._encoded_task,
             task_id=str(job.task_id) if job.task_id is not None else None,
             owner=job,
         )
@@ -97,18 +98,19 @@ class Drive:
     async def _follow(self, job: Job, order: int) -> None:
         assert job.task_id is not None
         task_id = str(job.task_id)
-        send, receive = trio.open_memory_channel[Any](4)
-        self.scheduler.watch(task_id, job._task_base, job.qpu_id, send, order)
+        inbox = Mailbox()
+        self.scheduler.watch(task_id, job._task_base, job.qpu_id, inbox, order)
         try:
-            async with receive:
-                async for event in receive:
-                    if isinstance(event, ObserveFailure):
-                        self.observe_errors.append((job, event.error))
-                        return
-                    job._apply_info(event)
-                    if job.state.ended:
-                        return
+            while True:
+                event = await inbox.receive()
+                if isinstance(event, ObserveFailure):
+                    self.observe_errors.append((job, event.error))
+                    return
+                job._apply_info(event)
+                if job.state.ended:
+                    return
         finally:
+            inbox.close()
             self.scheduler.unwatch(task_id)
 
     async def cancel_remote(self, jobs: Sequence[Job]) -> None:

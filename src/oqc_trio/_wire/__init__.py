@@ -14,6 +14,7 @@ from .errors import (
 )
 from .payload import (
     MAX_REQUEST_BYTES,
+    ChunkBuilder,
     chunk_encoded_tasks,
     encode,
     encode_task,
@@ -49,6 +50,7 @@ __all__ = [
     "TERMINAL_STATES",
     "TRANSIENT_STATUSES",
     "Api",
+    "ChunkBuilder",
     "Dialect",
     "JobState",
     "QpuRecord",

@@ -16,6 +16,7 @@ from ..exceptions import RequestTooLarge
 __all__ = [
     "MAX_REQUEST_BYTES",
     "TASK_ID_FIELD_BYTES",
+    "ChunkBuilder",
     "chunk_encoded_tasks",
     "encode",
     "encode_task",
@@ -89,6 +90,39 @@ def submit_body(encoded_tasks: Sequence[bytes]) -> bytes:
     return _TASKS_OPEN + b",".join(encoded_tasks) + _TASKS_CLOSE
 
 
+class ChunkBuilder:
+    """Accumulates encoded tasks into one submit body of at most ``max_body_bytes``.
+
+    ``fits(encoded)`` says whether one more task (with its ID appended, when ``with_ids``)
+    keeps the exact body size within the limit; ``add`` takes it. Lets a caller encode
+    tasks one at a time and hold only the chunk being built.
+    """
+
+    __slots__ = ("_id_bytes", "_max", "count", "size")
+
+    def __init__(self, max_body_bytes: int, *, with_ids: bool = True) -> None:
+        self._max = max_body_bytes
+        self._id_bytes = TASK_ID_FIELD_BYTES if with_ids else 0
+        self.size = len(_TASKS_OPEN) + len(_TASKS_CLOSE)
+        self.count = 0
+
+    def _added(self, encoded: bytes) -> int:
+        return len(encoded) + self._id_bytes + (1 if self.count else 0)
+
+    def fits_alone(self, encoded: bytes) -> bool:
+        """Whether this task fits in a body of its own."""
+        return len(_TASKS_OPEN) + len(_TASKS_CLOSE) + len(encoded) + self._id_bytes <= self._max
+
+    def fits(self, encoded: bytes) -> bool:
+        """Whether this task fits in the current chunk."""
+        return self.size + self._added(encoded) <= self._max
+
+    def add(self, encoded: bytes) -> None:
+        """Count one more task into the chunk (the caller checked :meth:`fits`)."""
+        self.size += self._added(encoded)
+        self.count += 1
+
+
 def chunk_encoded_tasks(
     encoded_tasks: Iterable[bytes], *, max_body_bytes: int, with_ids: bool = True
 ) -> list[list[int]]:
@@ -98,25 +132,22 @@ def chunk_encoded_tasks(
     ID appended (``with_ids``). A single task that cannot fit raises :class:`RequestTooLarge`
     naming its index; nothing is split across chunks.
     """
-    overhead = len(_TASKS_OPEN) + len(_TASKS_CLOSE)
-    id_bytes = TASK_ID_FIELD_BYTES if with_ids else 0
     chunks: list[list[int]] = []
     current: list[int] = []
-    size = overhead
+    builder = ChunkBuilder(max_body_bytes, with_ids=with_ids)
     for index, encoded in enumerate(encoded_tasks):
-        task_bytes = len(encoded) + id_bytes
-        if overhead + task_bytes > max_body_bytes:
+        if not builder.fits_alone(encoded):
+            alone = len(_TASKS_OPEN) + len(_TASKS_CLOSE) + len(encoded) + builder._id_bytes
             raise RequestTooLarge(
-                f"task {index} needs {overhead + task_bytes} bytes in a submit body, over the "
+                f"task {index} needs {alone} bytes in a submit body, over the "
                 f"{max_body_bytes}-byte limit (the service accepts at most "
                 f"{MAX_REQUEST_BYTES} bytes per request, headers included)"
             )
-        added = task_bytes + (1 if current else 0)
-        if current and size + added > max_body_bytes:
+        if not builder.fits(encoded):
             chunks.append(current)
-            current, size, added = [], overhead, task_bytes
+            current, builder = [], ChunkBuilder(max_body_bytes, with_ids=with_ids)
+        builder.add(encoded)
         current.append(index)
-        size += added
     if current:
         chunks.append(current)
     return chunks
