@@ -46,7 +46,6 @@ class Drive:
             on_reserved=on_reserved,
         )
         self.observe_errors: list[tuple[Job, OqcError]] = []
-        self._orders: dict[int, int] = {}
 
     async def actor(
         self, job: Job, *, poll: bool, on_finished: FinishedHook | None, position: int = 0
@@ -54,26 +53,42 @@ class Drive:
         """Drive one job: submit if needed, then apply status events until it ends.
 
         ``position`` (the job's index in its batch) orders tasks submitted by an earlier call,
-        whose place in the QPU queue is unknown, ahead of this call's submissions."""
+        whose place in the QPU queue is unknown, ahead of this call's submissions. Following
+        the task is inlined here: one frame less per in-flight job is ~50 MB at 100,000."""
         job._attach(self)
+        inbox: Mailbox | None = None
         try:
             if job._task_base is None and job.task_id is not None:
                 # Restored from a snapshot: the QPU's task URL is not saved there.
                 job._task_base = self.runtime.task_base(job.qpu_id)
             if job.state.ended:
                 job._start_new_run()
+            order = _RESUMED_ORDER + position
             if not job._confirmed:
-                await self._submit(job)
+                submitted_as = await self._submit(job)
                 if not job._confirmed or not poll:
                     return
-            order = self._orders.pop(id(job), None)
-            await self._follow(job, _RESUMED_ORDER + position if order is None else order)
+                order = order if submitted_as is None else submitted_as
+            inbox = Mailbox()
+            self.scheduler.watch(str(job.task_id), job._task_base, job.qpu_id, inbox, order)
+            while True:
+                event = await inbox.receive()
+                if isinstance(event, ObserveFailure):
+                    self.observe_errors.append((job, event.error))
+                    return
+                job._apply_info(event)
+                if job.state.ended:
+                    return
         finally:
+            if inbox is not None:
+                inbox.close()
+                self.scheduler.unwatch(str(job.task_id))
             job._detach(self)
             if on_finished is not None and job.state.ended:
                 on_finished(job)
 
-    async def _submit(self, job: Job) -> None:
+    async def _submit(self, job: Job) -> int | None:
+        """Hand the job to the submitter; return its place in the submission order."""
         base = self.runtime.task_base(job.qpu_id)
         ticket = SubmitTicket(
             qpu_id=job.qpu_id,
@@ -86,32 +101,13 @@ class Drive:
             await self.submitter.submit(ticket)
         finally:
             job._apply_ticket(ticket, base)
-            if ticket.order is not None:
-                self._orders[id(job)] = ticket.order
         if isinstance(ticket.failure, RequestTooLarge):
             # This job alone can never be sent; the others carry on, and the call raises
             # at the end (as the official SDK's ValueError, nothing was sent for it).
             self.observe_errors.append((job, ticket.failure))
         elif ticket.failure is not None:
             raise ticket.failure
-
-    async def _follow(self, job: Job, order: int) -> None:
-        assert job.task_id is not None
-        task_id = str(job.task_id)
-        inbox = Mailbox()
-        self.scheduler.watch(task_id, job._task_base, job.qpu_id, inbox, order)
-        try:
-            while True:
-                event = await inbox.receive()
-                if isinstance(event, ObserveFailure):
-                    self.observe_errors.append((job, event.error))
-                    return
-                job._apply_info(event)
-                if job.state.ended:
-                    return
-        finally:
-            inbox.close()
-            self.scheduler.unwatch(task_id)
+        return ticket.order
 
     async def cancel_remote(self, jobs: Sequence[Job]) -> None:
         """One ``cancel_many`` per QPU URL for the given jobs, then poll them at once."""
