@@ -30,8 +30,9 @@ async def main() -> None:
         batch = sdk.create_job(program=PROGRAMS, qpu_id=qpus)
         assert isinstance(batch, CompositeJob)
         print(f"{len(batch)} jobs: {len(PROGRAMS)} programs x {len(qpus)} QPUs")
-        async for job in batch.as_completed(timeout_s=120):
-            print(f"  {job.qpu_id}  {job.state.value:9}  {job.outputs.one.data}")
+        async with batch.as_completed(timeout_s=120) as finished:
+            async for job in finished:
+                print(f"  {job.qpu_id}  {job.state.value:9}  {job.outputs.one.data}")
         print(batch)
         if not batch.completed:
             raise SystemExit(1)

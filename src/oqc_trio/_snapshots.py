@@ -49,7 +49,7 @@ def job_to_snapshot(job: Job) -> JobSnapshot:
     so loading it reconciles with the server before anything is sent again."""
     config_json, config_type = config_to_snapshot(job.config)
     state = job.state
-    if job.task_id is not None and not job._confirmed:
+    if job.task_id is not None and not job._confirmed and not job.ended:
         state = JobState.CREATED
     history = [_output_to_snapshot(output) for output in job._history]
     return JobSnapshot(

@@ -21,12 +21,13 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from . import _wire
-from ._actors.supervisor import Drive, drive
+from ._actors.supervisor import Drive, drive, sole_error
 from ._wire.status import JobState
 from .config import config_to_wire
 from .exceptions import ExecuteTimeout, JobFailed, NotOpenError, OqcError
@@ -91,6 +92,7 @@ class Job:
         self._confirmed = task_id is not None
         self._task_base: str | None = None
         self._drive: Drive | None = None
+        self._cancel_requested = False
 
     # -- read-only views ---------------------------------------------------------------------
     @property
@@ -257,8 +259,10 @@ class Job:
         base = self._task_base if self._task_base is not None else runtime.task_base(self.qpu_id)
         response = await runtime.send(runtime.api.all_info(base, str(self.task_id)))
         self._task_base = base
-        self._confirmed = True
-        self._apply_info(_wire.parse_task_info(response.json(), str(self.task_id)))
+        info = _wire.parse_task_info(response.json(), str(self.task_id))
+        # CREATED means reserved but never submitted: the next execute must reconcile.
+        self._confirmed = info.state is not JobState.CREATED
+        self._apply_info(info)
         return self
 
     async def cancel(self) -> Job:
@@ -311,6 +315,7 @@ class Job:
             self._drive = None
 
     def _start_new_run(self) -> None:
+        self._cancel_requested = False
         self.task_id = None
         self._confirmed = False
         self._result = None
@@ -464,11 +469,20 @@ class CompositeJob:
         unfinished = [job for job in self.jobs if not job.ended]
         return unfinished if unfinished else list(self.jobs)
 
-    async def as_completed(self, *, timeout_s: float | None = None) -> AsyncIterator[Job]:
-        """Execute, yielding each child as soon as it reaches a terminal state.
+    @asynccontextmanager
+    async def as_completed(
+        self, *, timeout_s: float | None = None
+    ) -> AsyncIterator[trio.MemoryReceiveChannel[Job]]:
+        """Execute, receiving each child as soon as it reaches a terminal state::
 
-        Children already finished and not re-run are not yielded again. Breaking out of the
-        loop stops the execution (tasks keep running remotely, resumable).
+            async with composite.as_completed(timeout_s=60) as finished:
+                async for job in finished:
+                    ...
+
+        A context manager (not a bare async generator) so the execution's nursery is
+        structured: leaving the block early stops the execution (tasks keep running
+        remotely, resumable); a timeout raises :class:`ExecuteTimeout` at the block's end.
+        Children already finished and not re-run are not received again.
         """
         send, receive = trio.open_memory_channel[Job](math.inf)
 
@@ -482,12 +496,16 @@ class CompositeJob:
                     on_finished=send.send_nowait,
                 )
 
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(run)
-            async with receive:
-                async for job in receive:
-                    yield job
-            nursery.cancel_scope.cancel()
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(run)
+                try:
+                    async with receive:
+                        yield receive
+                finally:
+                    nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            raise sole_error(group) from None
 
     async def cancel(self) -> CompositeJob:
         """Cancel every active child: one ``cancel_many`` per QPU URL."""
@@ -558,6 +576,9 @@ async def run_jobs(
 async def _cancel_jobs(jobs: Sequence[Job], client: OqcSdk | None) -> None:
     """Cancel the active jobs remotely: one ``cancel_many`` per QPU URL (per execute call for
     jobs being driven, whose actors then observe the outcome)."""
+    for job in jobs:
+        if job.task_id is None and job._drive is not None:
+            job._cancel_requested = True  # its actor cancels once the server has the task
     active = [job for job in jobs if job.task_id is not None and not job.ended]
     if not active:
         return
@@ -588,14 +609,20 @@ async def _confirm_cancelled(jobs: Sequence[Job], runtime: Any) -> None:
     limiter = trio.CapacityLimiter(8)
 
     async def confirm(job: Job) -> None:
+        job._cancel_requested = True
         async with limiter:
             try:
                 response = await runtime.send(
                     runtime.api.all_info(job._task_base, str(job.task_id))
                 )
-                job._apply_info(_wire.parse_task_info(response.json(), str(job.task_id)))
+                info = _wire.parse_task_info(response.json(), str(job.task_id))
             except OqcError:
-                pass
+                # Not observed: leave the state alone; the next execute resumes the task
+                # and sees how it ended.
+                return
+        if job._drive is not None:
+            return  # an execute started meanwhile: its actor owns the state now
+        job._apply_info(info)
         if not job.ended:
             job._state = JobState.CANCELLED
 

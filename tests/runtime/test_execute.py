@@ -223,7 +223,8 @@ async def test_as_completed_yields_every_child_once(sdk: OqcSdk) -> None:
     qpu = (await sdk.list_qpus())[0]["id"]
     composite = sdk.create_job(program=[BELL] * 20, qpu_id=qpu)
     assert isinstance(composite, CompositeJob)
-    seen = [job async for job in composite.as_completed(timeout_s=30)]
+    async with composite.as_completed(timeout_s=30) as finished:
+        seen = [job async for job in finished]
     assert sorted(map(id, seen)) == sorted(map(id, composite.jobs))
     assert all(job.ended for job in seen)
 
@@ -318,3 +319,46 @@ async def test_email_password_login_and_queries(emu: Any) -> None:
         assert job.completed
     with pytest.raises(ValueError, match="YYYY-MM-DD"):
         await sdk.get_calibration(date_filter="02/01/2026")
+
+
+async def test_as_completed_stops_cleanly_on_break_and_reports_timeouts() -> None:
+    async with open_emulator(config(execution_time_s=0.05), executor="instant") as emu:
+        async with OqcSdk(emu.url, authentication_token=emu.token, poll_policy=FAST_POLL) as sdk:
+            qpu = (await sdk.list_qpus())[0]["id"]
+            composite = sdk.create_job(program=[BELL] * 20, qpu_id=qpu)
+            assert isinstance(composite, CompositeJob)
+            async with composite.as_completed(timeout_s=30) as finished:
+                async for _job in finished:
+                    break
+            assert not any(job.driven for job in composite.jobs)
+            with pytest.raises(ExecuteTimeout):
+                async with composite.as_completed(timeout_s=0.2) as finished:
+                    async for _job in finished:
+                        await trio.sleep(0.05)
+            await composite.execute(timeout_s=30)
+            assert composite.completed
+            assert set((await counters(emu))["submissions"].values()) == {1}
+
+
+async def test_submit_deadline_during_a_503_storm_raises_instead_of_returning() -> None:
+    from faults import FaultyTransport
+
+    from oqc_trio._transport import RetryPolicy
+
+    def refuse_submits(request: Any) -> str | None:
+        return "503" if request.url.path.endswith("/tasks/submit") else None
+
+    async with open_emulator(config(), executor="instant") as emu:
+        faults = FaultyTransport(refuse_submits)
+        async with OqcSdk(
+            emu.url,
+            authentication_token=emu.token,
+            retry=RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.05),
+            transport_factory=lambda: faults,
+        ) as sdk:
+            qpu = (await sdk.list_qpus())[0]["id"]
+            job = sdk.create_job(program=BELL, qpu_id=qpu)
+            assert isinstance(job, Job)
+            with pytest.raises(ExecuteTimeout):
+                await job.execute(timeout_s=1.0)
+            assert job.task_id is not None and job.state is JobState.CREATED

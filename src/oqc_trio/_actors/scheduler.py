@@ -314,6 +314,12 @@ class PollScheduler:
     def _start_wave(self, lane: _Lane) -> list[_Watch]:
         lane.wave_scheduled = False
         picked = lane.oldest(lane.wave_size)
+        if not picked:
+            # Every task is being polled by someone else right now: try again later rather
+            # than leave the lane without a wave.
+            if lane.active:
+                self._schedule_wave(lane, self._jitter(lane.idle_interval))
+            return []
         lane.prev_wave_at, lane.last_wave_at = lane.last_wave_at, trio.current_time()
         lane.outstanding = len(picked)
         lane.polled = len(picked)

@@ -53,7 +53,7 @@ class SubmitTicket:
     holds 100,000 encoded tasks at once. ``owner`` is the job the ticket is for (opaque
     here; hooks use it). ``order`` is the task's place in the sequence of submissions this
     submitter sent (its likely place in the QPU's queue), used by the poll scheduler to poll
-    the oldest first.
+    the oldest first. ``abandoned`` is set by an actor that left before its ticket settled.
     """
 
     qpu_id: str
@@ -66,6 +66,7 @@ class SubmitTicket:
     failure: OqcError | None = None
     owner: Any = None
     order: int | None = None
+    abandoned: bool = False
     done: trio.Event = attrs.field(factory=trio.Event)
 
 
@@ -177,13 +178,17 @@ class Submitter:
         if isinstance(exc, ConnectionFailureException) and exc.retry_after:
             delay = max(delay, exc.retry_after)
         if trio.current_time() + delay >= self._deadline:
+            # Wait out the deadline: the caller's cancel scope fires at that very moment and
+            # reports the timeout; raising early would end the call silently unsubmitted.
+            await trio.sleep_until(self._deadline)
             raise exc
         await trio.sleep(delay)
 
     async def _submit_chunk(self, tickets: list[SubmitTicket]) -> None:
         qpu_id, base = tickets[0].qpu_id, tickets[0].task_base
         pending = await self._reconcile([t for t in tickets if t.task_id is not None])
-        fresh = [t for t in tickets if t.task_id is None]
+        # A ticket whose actor has left (cancelled) gets no new ID: nobody would record it.
+        fresh = [t for t in tickets if t.task_id is None and not t.abandoned]
         if fresh:
             await self._reserve(qpu_id, base, fresh)
             pending.extend(fresh)
@@ -203,6 +208,17 @@ class Submitter:
                 attempt += 1
                 pending = await self._reconcile(pending)
                 continue
+            except AuthenticationError:
+                raise
+            except ServerException:
+                # A refusal after an earlier ambiguous attempt (or a 409) may concern tasks
+                # the server already holds: ask before calling anything failed.
+                if attempt == 0:
+                    raise
+                pending = await self._reconcile(pending)
+                if pending:
+                    raise
+                return
             for ticket in pending:
                 ticket.confirmed = True
             return

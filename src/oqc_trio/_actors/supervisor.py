@@ -24,7 +24,7 @@ from .submitter import Submitter, SubmitTicket
 if TYPE_CHECKING:
     from ..job import Job
 
-__all__ = ["Drive", "drive"]
+__all__ = ["Drive", "drive", "sole_error"]
 
 FinishedHook = Callable[["Job"], Any]
 _RESUMED_ORDER = -(10**12)
@@ -66,6 +66,9 @@ class Drive:
             order = _RESUMED_ORDER + position
             if not job._confirmed:
                 submitted_as = await self._submit(job)
+                if job._confirmed and job._cancel_requested:
+                    # cancel() came while the task was being submitted.
+                    await self.cancel_remote([job])
                 if not job._confirmed or not poll:
                     return
                 order = order if submitted_as is None else submitted_as
@@ -100,6 +103,8 @@ class Drive:
         try:
             await self.submitter.submit(ticket)
         finally:
+            if not ticket.done.is_set():
+                ticket.abandoned = True
             job._apply_ticket(ticket, base)
         if isinstance(ticket.failure, RequestTooLarge):
             # This job alone can never be sent; the others carry on, and the call raises
@@ -150,7 +155,7 @@ async def drive(
                     )
             services.cancel_scope.cancel()
     except BaseExceptionGroup as group:
-        raise _sole_error(group) from None
+        raise sole_error(group) from None
     return state.observe_errors
 
 
@@ -160,7 +165,7 @@ def _leaves(error: BaseException) -> list[BaseException]:
     return [error]
 
 
-def _sole_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+def sole_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """Users see one error, not nested groups: the first leaf, preferring a
     KeyboardInterrupt, then an OqcError; the group itself when the leaves are of
     unrelated kinds (a bug, kept whole for its tracebacks)."""
