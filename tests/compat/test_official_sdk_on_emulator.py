@@ -34,6 +34,7 @@ pytestmark = pytest.mark.compat
 
 FAST = "qpu:uk:2:c0mpat0001"
 SLOW = "qpu:uk:2:c0mpat0002"
+WINDOWED = "qpu:uk:2:c0mpat0003"
 TOKEN = "compat-token"
 WINDOW_START = dt.datetime(2099, 1, 2, 9, 30, 0)
 
@@ -46,13 +47,19 @@ id = "{FAST}"
 name = "Fast"
 qubits = 8
 execution_time_s = 0.0
-windows = [{{ starting = "{WINDOW_START.isoformat()}Z", ending = "2099-01-02T17:00:00Z" }}]
 
 [[qpus]]
 id = "{SLOW}"
 name = "Slow"
 qubits = 8
 execution_time_s = 3.0
+
+# A window far in the future: tasks sent here would wait for it (only windows/next is used).
+[[qpus]]
+id = "{WINDOWED}"
+name = "Windowed"
+qubits = 8
+windows = [{{ starting = "{WINDOW_START.isoformat()}Z", ending = "2099-01-02T17:00:00Z" }}]
 
 [[users]]
 email = "compat@example.com"
@@ -150,7 +157,7 @@ def test_catalogue_features_status_calibration_and_windows(emulator_url: str, mo
         async with OqcSdk(emulator_url, authentication_token=TOKEN) as sdk:
             assert sdk._client.is_client_initialized
             qpus = await sdk.list_qpus()
-            assert [q["id"] for q in qpus] == [FAST, SLOW]
+            assert [q["id"] for q in qpus] == [FAST, SLOW, WINDOWED]
             if mode == "legacy":
                 assert qpus[0]["url"] == f"{emulator_url}/qpu/c0mpat0001"
 
@@ -161,7 +168,7 @@ def test_catalogue_features_status_calibration_and_windows(emulator_url: str, mo
             if mode == "legacy":
                 assert [s["qpu_id"] for s in status] == [FAST]
                 everything = await sdk.get_system_status()
-                assert len(everything) == 2  # one document per distinct QPU URL
+                assert len(everything) == 3  # one document per distinct QPU URL
             else:
                 assert status["qpu_id"] == FAST and status["status"] == "ONLINE"
 
@@ -176,8 +183,8 @@ def test_catalogue_features_status_calibration_and_windows(emulator_url: str, mo
             assert latest["qpu_id"] == FAST and "qubits" in latest
 
             if mode == "legacy":
-                assert await sdk.get_next_window(FAST) == WINDOW_START
-                assert await sdk.get_next_window(SLOW) is None
+                assert await sdk.get_next_window(WINDOWED) == WINDOW_START
+                assert await sdk.get_next_window(FAST) is None
             else:
                 with pytest.raises(NotImplementedError):
                     await sdk.get_next_window(FAST)
