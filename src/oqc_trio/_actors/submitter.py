@@ -194,9 +194,6 @@ class Submitter:
             pending.extend(fresh)
         attempt = 0
         while pending:
-            for ticket in pending:
-                if ticket.order is None:
-                    ticket.order = next(self._order)
             body = _wire.submit_body(
                 [_wire.with_task_id(t.encoded or b"", t.task_id or "") for t in pending]
             )
@@ -219,9 +216,16 @@ class Submitter:
                 if pending:
                     raise
                 return
-            for ticket in pending:
-                ticket.confirmed = True
+            self._confirm(pending)
             return
+
+    def _confirm(self, tickets: list[SubmitTicket]) -> None:
+        # Ordered by when the server acknowledged them: with several chunks in flight, that
+        # is closer to its queue order than the order they were sent in.
+        for ticket in tickets:
+            ticket.confirmed = True
+            if ticket.order is None:
+                ticket.order = next(self._order)
 
     async def _reserve(self, qpu_id: str, base: str | None, tickets: list[SubmitTicket]) -> None:
         # Retrying an ID reservation is safe: at worst the server keeps unused placeholders,
@@ -287,4 +291,4 @@ class Submitter:
         if _wire.map_status(status) is _wire.JobState.CREATED:
             unsent.append(ticket)
         else:
-            ticket.confirmed = True
+            self._confirm([ticket])
