@@ -103,7 +103,7 @@ class Drive:
         try:
             await self.submitter.submit(ticket)
         finally:
-            if not ticket.done.is_set():
+            if not ticket.settled:
                 ticket.abandoned = True
             job._apply_ticket(ticket, base)
         if isinstance(ticket.failure, RequestTooLarge):
