@@ -6,6 +6,7 @@ import datetime as dt
 import itertools
 import json
 import uuid
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import given, settings
@@ -98,6 +99,10 @@ def test_task_dict_field_order_and_optional_fields() -> None:
     assert "tag" not in _wire.task_dict(program="P", qpu_id="q", config="C", tag="")
 
 
+def _refuse(index: int, error: RequestTooLarge) -> None:
+    raise AssertionError(f"task {index} refused: {error}")
+
+
 @given(
     programs=st.lists(st.text(min_size=0, max_size=300), min_size=1, max_size=40),
     limit=st.integers(min_value=2_000, max_value=20_000),
@@ -108,7 +113,10 @@ def test_chunks_are_exactly_sized_and_complete(programs: list[str], limit: int) 
         _wire.encode_task(_wire.task_dict(program=p, qpu_id="qpu:uk:1", config="{}"))
         for p in programs
     ]
-    chunks = _wire.chunk_encoded_tasks(encoded, max_body_bytes=limit)
+    chunks = [
+        [i for i, _ in chunk]
+        for chunk in _wire.chunk_tasks(enumerate(encoded), max_body_bytes=limit, too_large=_refuse)
+    ]
     assert [i for chunk in chunks for i in chunk] == list(range(len(programs)))
     for chunk in chunks:
         body = _wire.submit_body([_wire.with_task_id(encoded[i], str(uuid.uuid4())) for i in chunk])
@@ -123,10 +131,32 @@ def test_chunks_are_exactly_sized_and_complete(programs: list[str], limit: int) 
         assert len(body) > limit
 
 
-def test_a_single_task_over_the_limit_is_refused_with_its_index() -> None:
-    encoded = [_wire.encode_task({"program": "x" * 50}), _wire.encode_task({"program": "x" * 500})]
-    with pytest.raises(RequestTooLarge, match="task 1"):
-        _wire.chunk_encoded_tasks(encoded, max_body_bytes=300)
+def test_chunks_read_tasks_lazily() -> None:
+    read: list[int] = []
+
+    def tasks() -> Iterator[tuple[int, bytes]]:
+        for i in range(10):
+            read.append(i)
+            yield i, _wire.encode_task({"program": "x" * 50})
+
+    chunks = _wire.chunk_tasks(tasks(), max_body_bytes=300, too_large=_refuse)
+    first = next(chunks)
+    # Only the tasks of the first chunk and the one that did not fit in it have been read.
+    assert read == [*(i for i, _ in first), len(first)]
+
+
+def test_a_single_task_over_the_limit_is_refused_alone() -> None:
+    encoded = [_wire.encode_task({"program": "x" * n}) for n in (50, 500, 50)]
+    refused: list[tuple[int, RequestTooLarge]] = []
+    chunks = _wire.chunk_tasks(
+        enumerate(encoded),
+        max_body_bytes=300,
+        too_large=lambda i, error: refused.append((i, error)),
+    )
+    assert [[i for i, _ in chunk] for chunk in chunks] == [[0, 2]]
+    [(index, error)] = refused
+    assert index == 1
+    assert "not sent" in str(error) and "300-byte limit" in str(error)
 
 
 def test_bodies_are_compact_and_keep_non_ascii() -> None:

@@ -144,26 +144,14 @@ class Submitter:
     def _chunks(self, tickets: list[SubmitTicket]) -> Iterator[list[SubmitTicket]]:
         """Encode tickets one by one into size-bounded chunks; a task too large to be sent
         at all settles its ticket with :class:`RequestTooLarge` (nothing is sent for it)."""
-        chunk: list[SubmitTicket] = []
-        builder = _wire.ChunkBuilder(self._max_body)
-        for ticket in tickets:
-            encoded = ticket.encode()
-            if not builder.fits_alone(encoded):
-                ticket.failure = RequestTooLarge(
-                    f"program for {ticket.qpu_id} not sent: its task needs {len(encoded)} "
-                    f"bytes, over the {self._max_body}-byte body limit (the service accepts "
-                    f"at most {_wire.MAX_REQUEST_BYTES} bytes per request)"
-                )
-                ticket.settle()
-                continue
-            if not builder.fits(encoded):
-                yield chunk
-                chunk, builder = [], _wire.ChunkBuilder(self._max_body)
-            ticket.encoded = encoded
-            builder.add(encoded)
-            chunk.append(ticket)
-        if chunk:
-            yield chunk
+        for chunk in _wire.chunk_tasks(
+            ((ticket, ticket.encode()) for ticket in tickets),
+            max_body_bytes=self._max_body,
+            too_large=_refuse,
+        ):
+            for ticket, encoded in chunk:
+                ticket.encoded = encoded
+            yield [ticket for ticket, _ in chunk]
 
     async def _settle_chunk(self, tickets: list[SubmitTicket]) -> None:
         try:
@@ -308,3 +296,8 @@ class Submitter:
             unsent.append(ticket)
         else:
             self._confirm([ticket])
+
+
+def _refuse(ticket: SubmitTicket, error: RequestTooLarge) -> None:
+    ticket.failure = error
+    ticket.settle()

@@ -8,16 +8,15 @@ instead of the official SDK's estimate taken before the IDs are injected (weakne
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 from ..exceptions import RequestTooLarge
 
 __all__ = [
     "MAX_REQUEST_BYTES",
     "TASK_ID_FIELD_BYTES",
-    "ChunkBuilder",
-    "chunk_encoded_tasks",
+    "chunk_tasks",
     "encode",
     "encode_task",
     "headers_size",
@@ -28,6 +27,8 @@ __all__ = [
 
 #: The service's request ceiling: body bytes plus header names and values.
 MAX_REQUEST_BYTES = 131_072
+
+_T = TypeVar("_T")
 
 _TASKS_OPEN = b'{"tasks":['
 _TASKS_CLOSE = b"]}"
@@ -90,64 +91,42 @@ def submit_body(encoded_tasks: Sequence[bytes]) -> bytes:
     return _TASKS_OPEN + b",".join(encoded_tasks) + _TASKS_CLOSE
 
 
-class ChunkBuilder:
-    """Accumulates encoded tasks into one submit body of at most ``max_body_bytes``.
-
-    ``fits(encoded)`` says whether one more task (with its ID appended, when ``with_ids``)
-    keeps the exact body size within the limit; ``add`` takes it. Lets a caller encode
-    tasks one at a time and hold only the chunk being built.
-    """
-
-    __slots__ = ("_id_bytes", "_max", "count", "size")
-
-    def __init__(self, max_body_bytes: int, *, with_ids: bool = True) -> None:
-        self._max = max_body_bytes
-        self._id_bytes = TASK_ID_FIELD_BYTES if with_ids else 0
-        self.size = len(_TASKS_OPEN) + len(_TASKS_CLOSE)
-        self.count = 0
-
-    def _added(self, encoded: bytes) -> int:
-        return len(encoded) + self._id_bytes + (1 if self.count else 0)
-
-    def fits_alone(self, encoded: bytes) -> bool:
-        """Whether this task fits in a body of its own."""
-        return len(_TASKS_OPEN) + len(_TASKS_CLOSE) + len(encoded) + self._id_bytes <= self._max
-
-    def fits(self, encoded: bytes) -> bool:
-        """Whether this task fits in the current chunk."""
-        return self.size + self._added(encoded) <= self._max
-
-    def add(self, encoded: bytes) -> None:
-        """Count one more task into the chunk (the caller checked :meth:`fits`)."""
-        self.size += self._added(encoded)
-        self.count += 1
-
-
-def chunk_encoded_tasks(
-    encoded_tasks: Iterable[bytes], *, max_body_bytes: int, with_ids: bool = True
-) -> list[list[int]]:
-    """Split tasks (by index) into consecutive chunks whose submit body fits the limit.
+def chunk_tasks(
+    tasks: Iterable[tuple[_T, bytes]],
+    *,
+    max_body_bytes: int,
+    too_large: Callable[[_T, RequestTooLarge], None],
+    with_ids: bool = True,
+) -> Iterator[list[tuple[_T, bytes]]]:
+    """Group ``(key, encoded task)`` pairs into consecutive chunks whose submit body fits.
 
     The size counted is the exact body :func:`submit_body` will produce once each task has its
-    ID appended (``with_ids``). A single task that cannot fit raises :class:`RequestTooLarge`
-    naming its index; nothing is split across chunks.
+    ID appended (``with_ids``); each chunk is as large as the limit allows. ``tasks`` is read
+    lazily, so a caller can encode tasks one at a time and hold only the chunk being built.
+    A task that cannot fit even in a body of its own goes in no chunk: ``too_large`` is called
+    with its key and a :class:`RequestTooLarge`, and chunking goes on with the next task.
     """
-    chunks: list[list[int]] = []
-    current: list[int] = []
-    builder = ChunkBuilder(max_body_bytes, with_ids=with_ids)
-    for index, encoded in enumerate(encoded_tasks):
-        if not builder.fits_alone(encoded):
-            alone = len(_TASKS_OPEN) + len(_TASKS_CLOSE) + len(encoded) + builder._id_bytes
-            raise RequestTooLarge(
-                f"task {index} needs {alone} bytes in a submit body, over the "
-                f"{max_body_bytes}-byte limit (the service accepts at most "
-                f"{MAX_REQUEST_BYTES} bytes per request, headers included)"
+    empty = len(_TASKS_OPEN) + len(_TASKS_CLOSE)
+    id_bytes = TASK_ID_FIELD_BYTES if with_ids else 0
+    chunk: list[tuple[_T, bytes]] = []
+    size = empty
+    for key, encoded in tasks:
+        needed = len(encoded) + id_bytes
+        if empty + needed > max_body_bytes:
+            too_large(
+                key,
+                RequestTooLarge(
+                    f"task not sent: it needs {empty + needed} bytes in a submit body, over "
+                    f"the {max_body_bytes}-byte limit (the service accepts at most "
+                    f"{MAX_REQUEST_BYTES} bytes per request, headers included)"
+                ),
             )
-        if not builder.fits(encoded):
-            chunks.append(current)
-            current, builder = [], ChunkBuilder(max_body_bytes, with_ids=with_ids)
-        builder.add(encoded)
-        current.append(index)
-    if current:
-        chunks.append(current)
-    return chunks
+            continue
+        added = needed + (1 if chunk else 0)  # the comma before it
+        if size + added > max_body_bytes:
+            yield chunk
+            chunk, size, added = [], empty, needed
+        size += added
+        chunk.append((key, encoded))
+    if chunk:
+        yield chunk
