@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 TARGETS_NOTE = (
@@ -51,6 +52,21 @@ def _find(data: dict[str, Any] | None, key: str, n: int | None = None) -> dict[s
         if group["key"] == key and (n is None or group["n"] == n):
             return group
     return None
+
+
+def _row(*cells: str) -> str:
+    """One Markdown table row."""
+    return "| " + " | ".join(cells) + " |"
+
+
+def _group_rows(
+    data: dict[str, Any], cells: Callable[[dict[str, Any]], list[str]], *, notes: bool = False
+) -> list[str]:
+    """One table row per result group: its label, ``cells(summary)``, then its notes."""
+    return [
+        _row(group["label"], *cells(group["summary"]), *([_status(group)] if notes else []))
+        for group in _groups(data)
+    ]
 
 
 def _status(group: dict[str, Any]) -> str:
@@ -274,7 +290,7 @@ def targets(results: dict[str, dict[str, Any]]) -> list[str]:
         "| Target | Measured (oqc-trio) | |",
         "|---|---|---|",
     ]
-    out += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    out += [_row(*row) for row in rows]
     return [*out, ""]
 
 
@@ -302,14 +318,22 @@ def instant_table(data: dict[str, Any]) -> list[str]:
             if s.get("stalled"):
                 ratio = "∞ (stalled)"
             out.append(
-                f"| {n:,} | {group['label']} | {fmt(s, 'jobs_per_s')} | {fmt(s, 'cpu_ms_per_job', 3)} | "
-                f"{fmt(s, 'req_per_job', 3)} ({endpoints(s)}) | {fmt(s, 'maxrss_mb')} | {ratio} | {_status(group)} |"
+                _row(
+                    f"{n:,}",
+                    group["label"],
+                    fmt(s, "jobs_per_s"),
+                    fmt(s, "cpu_ms_per_job", 3),
+                    f"{fmt(s, 'req_per_job', 3)} ({endpoints(s)})",
+                    fmt(s, "maxrss_mb"),
+                    ratio,
+                    _status(group),
+                )
             )
     return [*out, ""]
 
 
 def server_table(data: dict[str, Any]) -> list[str]:
-    out = [
+    return [
         "## Server cost: the stub against the emulator",
         "",
         f"The same floor client, {data['params']['n']:,} jobs completing 50 ms after submission. "
@@ -320,13 +344,16 @@ def server_table(data: dict[str, Any]) -> list[str]:
         "",
         "| Server | Server CPU µs/request | Floor jobs/s | Floor client CPU ms/job |",
         "|---|---:|---:|---:|",
+        *_group_rows(
+            data,
+            lambda s: [
+                fmt(s, "server_us_per_request"),
+                fmt(s, "jobs_per_s"),
+                fmt(s, "cpu_ms_per_job", 3),
+            ],
+        ),
+        "",
     ]
-    for group in _groups(data):
-        s = group["summary"]
-        out.append(
-            f"| {group['label']} | {fmt(s, 'server_us_per_request')} | {fmt(s, 'jobs_per_s')} | {fmt(s, 'cpu_ms_per_job', 3)} |"
-        )
-    return [*out, ""]
 
 
 def queue_table(data: dict[str, Any]) -> list[str]:
@@ -340,16 +367,18 @@ def queue_table(data: dict[str, Any]) -> list[str]:
         "",
         "| Client | Requests/job (by endpoint) | Lag median s | Lag p95 s | Lag max s | Last seen after last done s | Wall s | Client CPU ms/job | Notes |",
         "|---|---|---:|---:|---:|---:|---:|---:|---|",
+        *_group_rows(
+            data,
+            lambda s: [
+                f"{fmt(s, 'req_per_job', 3)} ({endpoints(s)})",
+                *(fmt(s, key, 3) for key in ("lag_median_s", "lag_p95_s", "lag_max_s")),
+                fmt(s, "last_seen_after_last_done_s", 3),
+                fmt(s, "wall_s", 1),
+                fmt(s, "cpu_ms_per_job", 3),
+            ],
+            notes=True,
+        ),
     ]
-    rows = []
-    for group in _groups(data):
-        s = group["summary"]
-        rows.append(group)
-        out.append(
-            f"| {group['label']} | {fmt(s, 'req_per_job', 3)} ({endpoints(s)}) | {fmt(s, 'lag_median_s', 3)} | "
-            f"{fmt(s, 'lag_p95_s', 3)} | {fmt(s, 'lag_max_s', 3)} | {fmt(s, 'last_seen_after_last_done_s', 3)} | "
-            f"{fmt(s, 'wall_s', 1)} | {fmt(s, 'cpu_ms_per_job', 3)} | {_status(group)} |"
-        )
     kinds = [
         ("completed_first", "the one that finds it completed"),
         ("completed_again", "again after completion"),
@@ -358,13 +387,13 @@ def queue_table(data: dict[str, Any]) -> list[str]:
         ("queued_2_8_ahead", "queued, 2–8 ahead of it"),
         ("queued_9plus_ahead", "queued, 9+ ahead of it"),
     ]
-    analysed = [g for g in rows if any(r.get("polls_per_job") for r in g["runs"])]
+    analysed = [g for g in _groups(data) if any(r.get("polls_per_job") for r in g["runs"])]
     if analysed:
         out += [
             "",
             "Status requests per job, by what the task was doing when asked (median over repetitions):",
             "",
-            "| Poll of a task… | " + " | ".join(g["label"] for g in analysed) + " |",
+            _row("Poll of a task…", *(g["label"] for g in analysed)),
             "|---|" + "---:|" * len(analysed),
         ]
         for key, label in kinds:
@@ -374,12 +403,12 @@ def queue_table(data: dict[str, Any]) -> list[str]:
                     r["polls_per_job"][key] for r in g["runs"] if r.get("polls_per_job")
                 )
                 cells.append(f"{values[len(values) // 2]:.3f}" if values else "—")
-            out.append(f"| {label} | " + " | ".join(cells) + " |")
+            out.append(_row(label, *cells))
     return [*out, ""]
 
 
 def single_table(data: dict[str, Any]) -> list[str]:
-    out = [
+    return [
         "## Single: one job's `execute()` latency",
         "",
         f"{data['params']['jobs_per_process']} jobs one after another per process; latency of "
@@ -387,39 +416,46 @@ def single_table(data: dict[str, Any]) -> list[str]:
         "",
         "| Client, server completion | Latency median ms | p90 ms | First job ms | Requests/job (by endpoint) |",
         "|---|---:|---:|---:|---|",
+        *_group_rows(
+            data,
+            lambda s: [
+                *(fmt(s, f"latency_{key}_ms", 1) for key in ("median", "p90", "first")),
+                f"{fmt(s, 'req_per_job', 2)} ({endpoints(s)})",
+            ],
+        ),
+        "",
     ]
-    for group in _groups(data):
-        s = group["summary"]
-        out.append(
-            f"| {group['label']} | {fmt(s, 'latency_median_ms', 1)} | {fmt(s, 'latency_p90_ms', 1)} | "
-            f"{fmt(s, 'latency_first_ms', 1)} | {fmt(s, 'req_per_job', 2)} ({endpoints(s)}) |"
-        )
-    return [*out, ""]
 
 
 def runner_table(data: dict[str, Any]) -> list[str]:
     out = [f"## Runner: `oqc-run` on {data['params']['n']:,} jobs against the bare SDK", ""]
     if data.get("pending"):
         return [*out, f"**Pending**: {data['pending']}", ""]
-    out += [
+    return [
+        *out,
         "Whole-process CPU and peak RSS (the runner also journals, writes results and reports "
         "progress); same stub server, completion 50 ms after submission.",
         "",
         "| Client | Jobs/s (process wall) | Process CPU s | Process CPU ms/job | Requests/job | Peak RSS MB | Notes |",
         "|---|---:|---:|---:|---|---:|---|",
+        *_group_rows(
+            data,
+            lambda s: [
+                fmt(s, "jobs_per_s"),
+                fmt(s, "proc_cpu_s", 1),
+                fmt(s, "proc_cpu_ms_per_job", 3),
+                f"{fmt(s, 'req_per_job', 3)} ({endpoints(s)})",
+                fmt(s, "maxrss_mb"),
+            ],
+            notes=True,
+        ),
+        "",
     ]
-    for group in _groups(data):
-        s = group["summary"]
-        out.append(
-            f"| {group['label']} | {fmt(s, 'jobs_per_s')} | {fmt(s, 'proc_cpu_s', 1)} | {fmt(s, 'proc_cpu_ms_per_job', 3)} | "
-            f"{fmt(s, 'req_per_job', 3)} ({endpoints(s)}) | {fmt(s, 'maxrss_mb')} | {_status(group)} |"
-        )
-    return [*out, ""]
 
 
 def emulator_table(data: dict[str, Any]) -> list[str]:
     p = data["params"]
-    out = [
+    return [
         f"## Emulator: Bell, {p['shots']:,} shots, real qiskit-aer simulation, {p['n']:,} jobs",
         "",
         "`oqc-emulator` with the aer executor (one simulator process, on the server's core). "
@@ -428,19 +464,24 @@ def emulator_table(data: dict[str, Any]) -> list[str]:
         "",
         "| Client | Tasks/s end to end | Client CPU ms/job | Requests/job (by endpoint) | Server CPU µs/request | Simulation CPU ms/task | Peak RSS MB | Notes |",
         "|---|---:|---:|---|---:|---:|---:|---|",
+        *_group_rows(
+            data,
+            lambda s: [
+                fmt(s, "jobs_per_s"),
+                fmt(s, "cpu_ms_per_job", 3),
+                f"{fmt(s, 'req_per_job', 3)} ({endpoints(s)})",
+                fmt(s, "server_us_per_request"),
+                fmt(s, "sim_cpu_ms_per_task", 2),
+                fmt(s, "maxrss_mb"),
+            ],
+            notes=True,
+        ),
+        "",
     ]
-    for group in _groups(data):
-        s = group["summary"]
-        out.append(
-            f"| {group['label']} | {fmt(s, 'jobs_per_s')} | {fmt(s, 'cpu_ms_per_job', 3)} | "
-            f"{fmt(s, 'req_per_job', 3)} ({endpoints(s)}) | {fmt(s, 'server_us_per_request')} | "
-            f"{fmt(s, 'sim_cpu_ms_per_task', 2)} | {fmt(s, 'maxrss_mb')} | {_status(group)} |"
-        )
-    return [*out, ""]
 
 
 def import_table(data: dict[str, Any]) -> list[str]:
-    out = [
+    return [
         "## Import",
         "",
         f"A fresh interpreter per run, bytecode caches warm, {data['params']['reps']} runs each, "
@@ -449,14 +490,15 @@ def import_table(data: dict[str, Any]) -> list[str]:
         "",
         "| Statement | Import ms | Import CPU ms | Modules loaded | Process wall ms | Peak RSS MB |",
         "|---|---:|---:|---:|---:|---:|",
+        *_group_rows(
+            data,
+            lambda s: [
+                fmt(s, key)
+                for key in ("import_ms", "import_cpu_ms", "modules", "proc_wall_ms", "maxrss_mb")
+            ],
+        ),
+        "",
     ]
-    for group in _groups(data):
-        s = group["summary"]
-        out.append(
-            f"| {group['label']} | {fmt(s, 'import_ms')} | {fmt(s, 'import_cpu_ms')} | {fmt(s, 'modules')} | "
-            f"{fmt(s, 'proc_wall_ms')} | {fmt(s, 'maxrss_mb')} |"
-        )
-    return [*out, ""]
 
 
 def profile_section(data: dict[str, Any]) -> list[str]:
@@ -495,11 +537,12 @@ def profile_section(data: dict[str, Any]) -> list[str]:
                     if v and not k.startswith("startup")
                     else (f"{v['ms_per_job']:.3f} (start-up)" if v else "—")
                 )
-            out.append(f"| {k} | " + " | ".join(cells) + " |")
+            out.append(_row(k, *cells))
         out.append(
-            "| **total (start-up excluded)** | "
-            + " | ".join(f"**{clients[c]['ms_per_job']:.3f}**" for c in names)
-            + " |"
+            _row(
+                "**total (start-up excluded)**",
+                *(f"**{clients[c]['ms_per_job']:.3f}**" for c in names),
+            )
         )
         if "ours" in names:
             out += [

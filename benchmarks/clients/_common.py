@@ -12,6 +12,7 @@ import json
 import resource
 import sys
 import time
+from collections.abc import Iterable
 from typing import Any
 
 BELL = """OPENQASM 2.0;
@@ -47,6 +48,59 @@ class Section:
         self.cpu = cpu_s() - self.cpu0
 
 
+async def execute_jobs(
+    sdk: Any, s: dict[str, Any], *, timeout_s: float | None, progress: bool = False
+) -> tuple[dict[str, Any], list[Any]]:
+    """Execute the spec's ``n`` jobs with either SDK (both have the same job API); the caller
+    times it with a :class:`Section`.
+
+    ``mode`` "single": one job at a time, the latency of each ``execute()`` kept. Otherwise
+    composites of ``batch`` jobs (all ``n`` in one when 0 or absent), with a ``PROGRESS`` line
+    after each when ``progress``. Returns the result fields (``completed``, ``latencies_s``)
+    and, when the spec asks for ``lags``, the jobs to take them from (see :func:`timed_result`).
+    """
+    n, qpu, program = s["n"], s["qpu"], s["program"]
+    if s.get("mode") == "single":
+        latencies = []
+        for _ in range(n):
+            job = sdk.create_job(program=program, qpu_id=qpu)
+            t0 = time.perf_counter()
+            await job.execute(timeout_s=timeout_s)
+            latencies.append(time.perf_counter() - t0)
+            assert job.completed, job
+        return {"completed": n, "latencies_s": latencies}, []
+    diag = bool(s.get("lags"))
+    batch = s.get("batch") or n
+    completed = 0
+    jobs: list[Any] = []
+    for start in range(0, n, batch):
+        composite = sdk.create_job(
+            program=[program] * min(batch, n - start), qpu_id=qpu, fetch_diagnostics=diag
+        )
+        await composite.execute(timeout_s=timeout_s)
+        completed += len(composite.completed_jobs)
+        if progress:
+            print(f"PROGRESS {completed}", flush=True)
+        if diag:
+            jobs.extend(composite.jobs)
+    return {"completed": completed}, jobs
+
+
+def timed_result(
+    client: str, s: dict[str, Any], section: Section, fields: dict[str, Any], jobs: list[Any]
+) -> dict[str, Any]:
+    """The result to :func:`emit`: ``fields``, the timed section's wall and CPU time, and the
+    completion lags of ``jobs`` (computed here, outside the timed section)."""
+    return {
+        "client": client,
+        "n": s["n"],
+        **fields,
+        **lag_stats(completion_pairs(jobs)),
+        "wall_s": section.wall,
+        "cpu_s": section.cpu,
+    }
+
+
 def emit(result: dict[str, Any]) -> None:
     """Print the result line (and the peak RSS as the process sees it)."""
     result.setdefault("self_maxrss_kb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
@@ -64,6 +118,19 @@ def epoch(value: Any) -> float | None:
     if isinstance(value, dt.datetime):
         return value.timestamp()  # naive datetimes are taken as local time
     return None
+
+
+def completion_pairs(jobs: Iterable[Any]) -> list[tuple[float, float]]:
+    """(true completion on the server, output received by the client) epoch pairs of the jobs
+    that have both."""
+    pairs = []
+    for job in jobs:
+        out = job.result
+        timings = job.timings or {}
+        true = timings.get("finished_epoch") or epoch(timings.get("finished"))
+        if out is not None and true is not None:
+            pairs.append((true, epoch(out.received)))
+    return pairs
 
 
 def lag_stats(pairs: list[tuple[float, float]]) -> dict[str, Any]:

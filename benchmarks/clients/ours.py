@@ -4,26 +4,14 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 import trio
-from _common import Section, emit, epoch, lag_stats, spec
+from _common import Section, emit, execute_jobs, spec, timed_result
 
 from oqc_trio.client import OqcSdk
-
-
-def _pairs(jobs) -> list[tuple[float, float]]:
-    pairs = []
-    for job in jobs:
-        out = job.result
-        timings = job.timings or {}
-        true = timings.get("finished_epoch") or epoch(timings.get("finished"))
-        if out is not None and true is not None:
-            pairs.append((true, out.received.timestamp()))
-    return pairs
 
 
 class _PeakMemory:
@@ -93,57 +81,27 @@ class _Profile:
 
 
 async def run(s: dict) -> dict:
-    n, qpu, program = s["n"], s["qpu"], s["program"]
-    result: dict = {"client": "ours", "n": n}
-    timeout = s.get("timeout_s")
-    diag = bool(s.get("lags"))
     options = s.get("sdk_options") or {}
     if "poll_policy" in options:
         from oqc_trio._actors.policy import PollPolicy
 
         options["poll_policy"] = PollPolicy(**options["poll_policy"])
+    memory = _PeakMemory(int(s["tracemalloc"])) if s.get("tracemalloc") else None
     async with OqcSdk(s["url"], authentication_token=s["token"], **options) as sdk:
         before = sdk.statistics().requests
-        if s.get("mode") == "single":
-            latencies = []
-            with Section() as section:
-                for _ in range(n):
-                    job = sdk.create_job(program=program, qpu_id=qpu)
-                    t0 = time.perf_counter()
-                    await job.execute(timeout_s=timeout)
-                    latencies.append(time.perf_counter() - t0)
-                    assert job.completed, job
-            result["latencies_s"] = latencies
-            completed = n
-        else:
-            batch = s.get("batch") or n
-            completed = 0
-            jobs_all = []
-            memory = _PeakMemory(int(s["tracemalloc"])) if s.get("tracemalloc") else None
-            with Section() as section, _Profile(s.get("cprofile")):
-                async with trio.open_nursery() as nursery:
-                    if memory is not None:
-                        nursery.start_soon(memory.run)
-                    for start in range(0, n, batch):
-                        size = min(batch, n - start)
-                        composite = sdk.create_job(
-                            program=[program] * size, qpu_id=qpu, fetch_diagnostics=diag
-                        )
-                        await composite.execute(timeout_s=timeout)
-                        completed += len(composite.completed_jobs)
-                        if diag:
-                            jobs_all.extend(composite.jobs)
-                    nursery.cancel_scope.cancel()
-            if diag:
-                result.update(lag_stats(_pairs(jobs_all)))
-            if memory is not None:
-                result["tracemalloc"] = memory.report()
+        with Section() as section, _Profile(s.get("cprofile")):
+            async with trio.open_nursery() as nursery:
+                if memory is not None:
+                    nursery.start_soon(memory.run)
+                fields, jobs = await execute_jobs(sdk, s, timeout_s=s.get("timeout_s"))
+                nursery.cancel_scope.cancel()
         after = sdk.statistics().requests
-    result["client_requests"] = {
+        if memory is not None:
+            fields["tracemalloc"] = memory.report()
+    fields["client_requests"] = {
         k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)
     }
-    result.update(completed=completed, wall_s=section.wall, cpu_s=section.cpu)
-    return result
+    return timed_result("ours", s, section, fields, jobs)
 
 
 if __name__ == "__main__":
