@@ -23,7 +23,7 @@ import respx
 import trio
 
 from oqc_trio import _wire
-from oqc_trio._transport import Response, RetryPolicy, Transport
+from oqc_trio._transport import HttpClient, Response, RetryPolicy, Transport
 from oqc_trio.auth import AuthenticationError as AuthErrorReexport
 from oqc_trio.auth import Credentials, TokenCredential
 from oqc_trio.exceptions import (
@@ -553,10 +553,11 @@ async def test_statistics_count_requests_per_label(autojump_clock) -> None:
     assert (stats.retries, stats.rate_limited, stats.logins, stats.in_flight) == (1, 0, 0, 0)
 
 
-async def test_works_with_respx() -> None:
+async def test_works_with_respx_on_the_httpx_client() -> None:
+    # respx patches httpx, so it sees requests only when the transport sends through httpx.
     with respx.mock(assert_all_called=True) as router:
         router.get(f"{BASE}/admin/version").respond(200, json={"version": "9"})
-        transport = Transport(BASE, Credentials(token=TOKEN))
+        transport = Transport(BASE, Credentials(token=TOKEN), http_client="httpx")
         answer = await transport.send(API.health())
         await transport.aclose()
     assert answer.json() == {"version": "9"}
@@ -577,12 +578,15 @@ async def _tiny_asgi_app(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def test_real_loopback_server_across_two_trio_runs() -> None:
+@pytest.mark.parametrize("http_client", ["h11", "httpx"])
+def test_real_loopback_server_across_two_trio_runs(http_client: HttpClient) -> None:
     hypercorn_trio = pytest.importorskip("hypercorn.trio")
     from hypercorn.config import Config
 
-    transport = Transport("http://127.0.0.1", Credentials(token=TOKEN), max_concurrency=4)
-    dropped: list[weakref.ref[httpx.AsyncClient]] = []
+    transport = Transport(
+        "http://127.0.0.1", Credentials(token=TOKEN), max_concurrency=4, http_client=http_client
+    )
+    dropped: list[weakref.ref[Any]] = []
 
     async def serve_and_use(close: bool) -> None:
         config = Config()
@@ -599,7 +603,7 @@ def test_real_loopback_server_across_two_trio_runs() -> None:
             assert answer.json()["path"] == "/admin/qpu"
             state = transport._run_state.get()
             assert state is not None
-            dropped.append(weakref.ref(state.client))
+            dropped.append(weakref.ref(state.pool or state.client))
             if close:
                 await transport.aclose()
             nursery.cancel_scope.cancel()

@@ -1,10 +1,12 @@
-"""The one place where the network is: send :class:`oqc_trio._wire.Request` values over httpx.
+"""The one place where the network is: send :class:`oqc_trio._wire.Request` values over HTTP.
 
 This is the only module of oqc-trio that imports httpx. A :class:`Transport` owns:
 
-- one ``httpx.AsyncClient`` per ``trio.run`` (kept in a :class:`trio.lowlevel.RunVar`), so a
-  Jupyter session under ``%autoawait trio``, where every cell is a new run, gets a fresh pool
-  instead of connections that belong to a dead event loop;
+- one HTTP client per ``trio.run`` (kept in a :class:`trio.lowlevel.RunVar`), so a Jupyter
+  session under ``%autoawait trio``, where every cell is a new run, gets a fresh pool instead
+  of connections that belong to a dead event loop. The client is our lean HTTP/1.1 pool
+  (:mod:`oqc_trio._http1`, a fraction of httpx's CPU per request) unless HTTP/2, a proxy
+  from the environment or an injected httpx transport asks for ``httpx.AsyncClient``;
 - a :class:`trio.CapacityLimiter` (``max_concurrency``) and an optional shared request rate
   budget (``max_requests_per_s``, a GCRA token bucket: each caller is given its slot time and
   sleeps until it, with no polling);
@@ -36,16 +38,17 @@ import json
 import logging
 import math
 import random
+import urllib.request
 from collections.abc import Callable
 from importlib import metadata
-from typing import Any, Final
-from urllib.parse import urlsplit
+from typing import Any, Final, Literal
+from urllib.parse import quote, urlencode, urlsplit
 
 import attrs
 import httpx
 import trio
 
-from . import _wire
+from . import _http1, _wire
 from .auth import Credentials
 from .exceptions import (
     AuthenticationError,
@@ -66,14 +69,37 @@ logger = logging.getLogger(__name__)
 
 _CONTENT_METHODS: Final = frozenset({"POST", "PUT"})
 _JSON_CONTENT: Final = {"Content-Type": "application/json"}
+_ACCEPT: Final = {"Accept": "*/*", "Accept-Encoding": "gzip, deflate"}
 # Our headers total well under 1 KB, so only bodies this close to the limit need the exact
 # (header-counting) size check.
 _EXACT_SIZE_FROM: Final = _wire.MAX_REQUEST_BYTES - 16_384
 # Failures before the request left the machine: safe to retry whatever the method.
 _NOT_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 # Failures after it may have left: retried only for idempotent requests.
-_RETRYABLE: Final = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+_RETRYABLE: Final = (
+    httpx.TimeoutException,
+    httpx.NetworkError,
+    httpx.RemoteProtocolError,
+    _http1.HttpError,
+)
+_UNREACHABLE: Final = (httpx.ConnectError, httpx.ConnectTimeout, _http1.ConnectFailed)
+_TIMEOUTS: Final = (httpx.TimeoutException, _http1.ReadTimedOut, _http1.WriteTimedOut)
 _NOT_JSON: Final[Any] = object()
+# Characters a request target may hold unescaped (RFC 3986 pchar, "/" and "%").
+_PATH_SAFE: Final = "/:@!$&'()*+,;=-._~%"
+
+HttpClient = Literal["auto", "h11", "httpx"]
+#: What the lean pool's ``request`` takes: origin, method, target, headers, body.
+_LeanRequest = tuple[_http1.Origin, bytes, bytes, list[tuple[bytes, bytes]], bytes | None]
+#: Either client's answer (both have ``status_code``, ``headers.get`` and ``content``).
+_Answer = httpx.Response | _http1.Answer
+
+
+def _not_sent(exc: Exception) -> bool:
+    """True when the failure happened before the request could reach the server."""
+    if isinstance(exc, _http1.HttpError):
+        return not exc.maybe_sent
+    return isinstance(exc, _NOT_SENT)
 
 
 @functools.cache
@@ -182,13 +208,20 @@ class Response:
 
 
 class _RunState:
-    """What belongs to one ``trio.run``: the client, the limiter, the login lock, the
-    rate-budget clock (trio clocks differ between runs)."""
+    """What belongs to one ``trio.run``: the HTTP client (the lean ``pool`` or an httpx
+    ``client``), the limiter, the login lock, the rate-budget clock (trio clocks differ
+    between runs)."""
 
-    __slots__ = ("client", "limiter", "login_lock", "next_slot")
+    __slots__ = ("client", "limiter", "login_lock", "next_slot", "pool")
 
-    def __init__(self, client: httpx.AsyncClient, max_concurrency: int) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient | None,
+        pool: _http1.Pool | None,
+        max_concurrency: int,
+    ) -> None:
         self.client = client
+        self.pool = pool
         self.limiter = trio.CapacityLimiter(max_concurrency)
         self.login_lock = trio.Lock()
         self.next_slot = -math.inf
@@ -217,6 +250,22 @@ def _origin(url: str) -> str:
     start = url.find("://")
     end = url.find("/", start + 3) if start >= 0 else -1
     return url if end < 0 else url[:end]
+
+
+def _proxied(url: str) -> bool:
+    """True when the environment names a proxy for ``url`` (httpx honours those)."""
+    proxies = urllib.request.getproxies_environment()
+    if not proxies:
+        return False
+    parts = urlsplit(url)
+    if not (proxies.get(parts.scheme) or proxies.get("all")):
+        return False
+    return not urllib.request.proxy_bypass_environment(parts.netloc, proxies)  # type: ignore[attr-defined]
+
+
+def _lean_origin(origin: str) -> _http1.Origin:
+    parts = urlsplit(origin)
+    return _http1.Origin(parts.scheme.lower(), parts.hostname or "", parts.port)
 
 
 def _display_url(url: str) -> str:
@@ -248,9 +297,13 @@ def _check_url(url: str, *, allow_insecure_http: bool) -> None:
 class Transport:
     """Sends :class:`~oqc_trio._wire.Request` values and returns :class:`Response` records.
 
-    Construction does no I/O. The httpx client is opened lazily by the first :meth:`send` of
-    each ``trio.run`` and closed by :meth:`aclose`. ``transport_factory`` (tests only) returns
-    the ``httpx.AsyncBaseTransport`` each new client uses, e.g. an ``httpx.MockTransport``.
+    Construction does no I/O. The HTTP client is opened lazily by the first :meth:`send` of
+    each ``trio.run`` and closed by :meth:`aclose`. ``http_client`` picks it: ``"h11"``, our
+    lean HTTP/1.1 pool; ``"httpx"``, an ``httpx.AsyncClient``; ``"auto"`` (the default), the
+    lean pool unless ``http2=True``, a ``transport_factory`` is given or the environment names
+    a proxy for ``base_url`` (``HTTPS_PROXY`` and friends, which httpx honours).
+    ``transport_factory`` (tests only) returns the ``httpx.AsyncBaseTransport`` each new httpx
+    client uses, e.g. an ``httpx.MockTransport``.
     """
 
     def __init__(
@@ -267,6 +320,7 @@ class Transport:
         http2: bool = False,
         user_agent: str | None = None,
         transport_factory: Callable[[], httpx.AsyncBaseTransport] | None = None,
+        http_client: HttpClient = "auto",
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be >= 1")
@@ -274,6 +328,10 @@ class Transport:
             raise ValueError("max_requests_per_s must be > 0 (or None for no limit)")
         if rate_burst < 1:
             raise ValueError("rate_burst must be >= 1")
+        if http_client not in ("auto", "h11", "httpx"):
+            raise ValueError(f"http_client must be 'auto', 'h11' or 'httpx', not {http_client!r}")
+        if http_client == "h11" and (http2 or transport_factory is not None):
+            raise ValueError("http_client='h11' speaks neither HTTP/2 nor httpx transports")
         _check_url(base_url, allow_insecure_http=allow_insecure_http)
         self._base_url = base_url.rstrip("/")
         self._credentials = credentials if credentials is not None else Credentials()
@@ -287,6 +345,12 @@ class Transport:
         self._http2 = http2
         self._user_agent = user_agent or _default_user_agent()
         self._transport_factory = transport_factory
+        if http_client == "auto":
+            use_httpx = http2 or transport_factory is not None or _proxied(self._base_url)
+            http_client = "httpx" if use_httpx else "h11"
+        self._http_client = http_client
+        self._lean_origins: dict[str, _http1.Origin] = {}
+        self._lean_headers: dict[tuple[_http1.Origin, bool, bool], list[tuple[bytes, bytes]]] = {}
         self._api = _wire.Api(self._base_url)
         self._checked_origins = {_origin(self._base_url)}
         self._run_state: trio.lowlevel.RunVar[_RunState | None] = trio.lowlevel.RunVar(
@@ -303,6 +367,7 @@ class Transport:
             f"Transport({_display_url(self._base_url)!r}, "
             f"max_concurrency={self._max_concurrency}, "
             f"max_requests_per_s={self._max_requests_per_s}, http2={self._http2}, "
+            f"http_client={self._http_client!r}, "
             f"allow_insecure_http={self._allow_insecure_http}, retry={self._retry!r}, "
             f"timeouts={self._timeouts!r})"
         )
@@ -313,6 +378,11 @@ class Transport:
         return self._base_url
 
     @property
+    def http_client(self) -> str:
+        """Which HTTP client sends: ``"h11"`` (our lean pool) or ``"httpx"``."""
+        return self._http_client
+
+    @property
     def credentials(self) -> Credentials:
         """The credentials this transport authenticates with."""
         return self._credentials
@@ -321,15 +391,30 @@ class Transport:
     def _state(self) -> _RunState:
         state = self._run_state.get()
         if state is None:
-            state = _RunState(self._open_client(), self._max_concurrency)
+            self._counters.clients_opened += 1
+            if self._http_client == "h11":
+                state = _RunState(None, self._open_pool(), self._max_concurrency)
+            else:
+                state = _RunState(self._open_client(), None, self._max_concurrency)
             self._run_state.set(state)
         return state
+
+    def _open_pool(self) -> _http1.Pool:
+        t = self._timeouts
+        https = self._base_url.startswith("https:")
+        return _http1.Pool(
+            connect_timeout=t.connect,
+            read_timeout=t.read,
+            write_timeout=t.write,
+            # httpx's context: certifi's CAs, or SSL_CERT_FILE / SSL_CERT_DIR when set.
+            ssl_context=httpx.create_ssl_context() if https else None,
+            max_idle=self._max_concurrency,
+        )
 
     def _open_client(self) -> httpx.AsyncClient:
         t = self._timeouts
         n = self._max_concurrency
         factory = self._transport_factory
-        self._counters.clients_opened += 1
         return httpx.AsyncClient(
             headers={"User-Agent": self._user_agent},
             timeout=httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.pool),
@@ -346,8 +431,11 @@ class Transport:
         if state is None:
             return
         self._run_state.set(None)
-        with trio.move_on_after(5.0, shield=True):
-            await state.client.aclose()
+        if state.pool is not None:
+            state.pool.close()
+        if state.client is not None:
+            with trio.move_on_after(5.0, shield=True):
+                await state.client.aclose()
 
     async def __aenter__(self) -> Transport:
         return self
@@ -406,9 +494,12 @@ class Transport:
             signed = (auth or None, {**_JSON_CONTENT, **auth})
             self._header_table = (anonymous, signed)
             self._header_auth = auth
+            self._lean_headers = {}
         return self._header_table[request.authenticated][request.method in _CONTENT_METHODS]
 
-    def _build(self, state: _RunState, request: _wire.Request) -> httpx.Request:
+    def _build(self, state: _RunState, request: _wire.Request) -> httpx.Request | _LeanRequest:
+        if state.client is None:
+            return self._build_lean(request)
         built = state.client.build_request(
             request.method,
             request.url,
@@ -423,9 +514,34 @@ class Transport:
                 raise self._too_large(request, size)
         return built
 
+    def _build_lean(self, request: _wire.Request) -> _LeanRequest:
+        url = request.url
+        origin_text = _origin(url)
+        origin = self._lean_origins.get(origin_text)
+        if origin is None:
+            origin = self._lean_origins[origin_text] = _lean_origin(origin_text)
+        target = quote(url[len(origin_text) :] or "/", safe=_PATH_SAFE)
+        if request.params:
+            target += "?" + urlencode(request.params)
+        extra = self._headers_for(request)
+        key = (origin, request.authenticated, request.method in _CONTENT_METHODS)
+        headers = self._lean_headers.get(key)
+        if headers is None:
+            fixed = {"Host": origin.host_header, "User-Agent": self._user_agent, **_ACCEPT}
+            headers = [(k.encode(), v.encode()) for k, v in {**fixed, **(extra or {})}.items()]
+            self._lean_headers[key] = headers
+        body = request.body
+        if body is not None:
+            headers = [*headers, (b"Content-Length", b"%d" % len(body))]
+            if len(body) > _EXACT_SIZE_FROM:
+                size = len(body) + sum(len(k) + len(v) for k, v in headers)
+                if size > _wire.MAX_REQUEST_BYTES:
+                    raise self._too_large(request, size)
+        return origin, request.method.encode(), target.encode(), headers, body
+
     async def _exchange(
         self, state: _RunState, request: _wire.Request, deadline: float | None, repeatable: bool
-    ) -> tuple[httpx.Response, int]:
+    ) -> tuple[_Answer, int]:
         """Send with retries; return the first answer that is not transient (any status).
 
         ``repeatable`` says whether the request may be resent after it possibly reached the
@@ -436,10 +552,10 @@ class Transport:
         while True:
             try:
                 response = await self._attempt(state, request, built, deadline)
-            except httpx.RequestError as exc:
+            except (httpx.RequestError, _http1.HttpError) as exc:
                 failure = self._wrap(exc, request)
                 wake = None
-                if isinstance(exc, _NOT_SENT) or (repeatable and isinstance(exc, _RETRYABLE)):
+                if _not_sent(exc) or (repeatable and isinstance(exc, _RETRYABLE)):
                     wake = self._retry_wake(attempt, None, deadline)
                 if wake is None:
                     raise failure from exc
@@ -475,9 +591,9 @@ class Transport:
         self,
         state: _RunState,
         request: _wire.Request,
-        built: httpx.Request,
+        built: httpx.Request | _LeanRequest,
         deadline: float | None,
-    ) -> httpx.Response:
+    ) -> _Answer:
         if self._rate_interval is not None:
             await self._take_rate_slot(state, request, deadline)
         if deadline is None:
@@ -511,8 +627,8 @@ class Transport:
             await trio.sleep_until(send_at)
 
     async def _send_limited(
-        self, state: _RunState, request: _wire.Request, built: httpx.Request
-    ) -> httpx.Response:
+        self, state: _RunState, request: _wire.Request, built: httpx.Request | _LeanRequest
+    ) -> _Answer:
         counters = self._counters
         limiter = state.limiter
         # Taking a free token without the extra checkpoint of ``async with`` saves a trip
@@ -526,6 +642,10 @@ class Transport:
         if counters.in_flight > counters.peak_in_flight:
             counters.peak_in_flight = counters.in_flight
         try:
+            if state.pool is not None:
+                assert type(built) is tuple
+                return await state.pool.request(*built)
+            assert state.client is not None and isinstance(built, httpx.Request)
             return await state.client.send(built)
         finally:
             counters.in_flight -= 1
@@ -533,7 +653,7 @@ class Transport:
 
     # -- answers and errors ----------------------------------------------------------------
     def _finish(
-        self, request: _wire.Request, response: httpx.Response, started: float, attempts: int
+        self, request: _wire.Request, response: _Answer, started: float, attempts: int
     ) -> Response:
         if response.status_code != 200:
             raise self._status_error(request, response)
@@ -559,7 +679,7 @@ class Transport:
             level = logging.WARNING if message.startswith("Warning") else logging.INFO
             logger.log(level, "%s", redact(message, *secrets))
 
-    def _status_error(self, request: _wire.Request, response: httpx.Response) -> ServerException:
+    def _status_error(self, request: _wire.Request, response: _Answer) -> ServerException:
         body = response.content
         text = body.decode("utf-8", errors="replace")
         cleaned = redact(text, *self._credentials.secrets())
@@ -575,14 +695,16 @@ class Transport:
             path=request.path,
         )
 
-    def _wrap(self, exc: httpx.RequestError, request: _wire.Request) -> TransportError:
+    def _wrap(
+        self, exc: httpx.RequestError | _http1.HttpError, request: _wire.Request
+    ) -> TransportError:
         where = f"{request.method} {request.path}"
         detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         detail = redact(detail, *self._credentials.secrets())
         kind: type[TransportError]
-        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+        if isinstance(exc, _UNREACHABLE):
             kind, message = ServerUnreachable, f"{where}: could not connect ({detail})"
-        elif isinstance(exc, httpx.TimeoutException):
+        elif isinstance(exc, _TIMEOUTS):
             kind, message = RequestTimeout, f"{where}: timed out ({detail})"
         else:
             kind, message = TransportError, f"{where}: no usable answer ({detail})"
