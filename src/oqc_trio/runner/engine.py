@@ -39,6 +39,7 @@ from ..exceptions import (
     TransportError,
 )
 from ..job import Job, JobState
+from .batchjob import BatchJob, WireConfigs
 from .expand import ExpandedBatch, LogicalJob
 from .journal import Attempt, Journal
 from .progress import EventLog, LiveCounts, Tally
@@ -287,6 +288,7 @@ class Engine:
         self._drive: Drive | None = None
         self._limiter: trio.CapacityLimiter | None = None
         self._sdk: OqcSdk | None = None
+        self._wire_configs = WireConfigs(batch.config_objects)
 
     # -- public ----------------------------------------------------------------------------------
     def interrupt(self) -> None:
@@ -381,13 +383,14 @@ class Engine:
         return jobs
 
     def _new_job(self, logical: LogicalJob) -> Job:
-        job = Job(
+        job = BatchJob(
             logical.program,
             logical.qpu,
             self.batch.config_objects[logical.config],
             tag=logical.tag,
             _client=self._sdk,
         )
+        job._wire_config = self._wire_configs[logical.config]
         self._refs[job] = _Ref(logical, None, False)
         return job
 
