@@ -32,7 +32,7 @@ import re
 import secrets
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ __all__ = [
     "JournalMismatch",
     "JournalState",
     "atomic_write",
+    "atomic_write_pieces",
     "journal_dir",
     "lock_holder",
     "read_journal",
@@ -61,6 +62,7 @@ ENDED = ("COMPLETED", "FAILED", "CANCELLED")
 _SEGMENT_RE = re.compile(r"^seg-(\d{8,})\.jsonl$")
 _COMPACT_SEGMENTS = 256
 _COMPACT_BYTES = 32 * 1024 * 1024
+_WRITE_BUFFER = 1 << 20
 _converter = cattrs.Converter()
 
 
@@ -105,10 +107,15 @@ class Attempt:
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data``: temp file, fsync, rename, directory fsync."""
+    atomic_write_pieces(path, (data,))
+
+
+def atomic_write_pieces(path: Path, pieces: Iterable[bytes]) -> None:
+    """Like :func:`atomic_write`, with the content given as pieces written as they come."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        with open(tmp, "xb") as handle:
-            handle.write(data)
+        with open(tmp, "xb", buffering=_WRITE_BUFFER) as handle:
+            handle.writelines(pieces)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
