@@ -88,9 +88,12 @@ class ProtocolError(HttpError):
 
 
 class Origin:
-    """Where a connection goes: scheme, host, port, and the ``Host`` header value."""
+    """Where a connection goes: scheme, host, port, and the ``Host`` header value.
 
-    __slots__ = ("host", "host_header", "port", "tls")
+    Equal origins (same scheme, host and port) share the pool's idle connections.
+    """
+
+    __slots__ = ("_hash", "_key", "host", "host_header", "port", "tls")
 
     def __init__(self, scheme: str, host: str, port: int | None) -> None:
         self.tls = scheme == "https"
@@ -99,6 +102,16 @@ class Origin:
         self.port = port or default
         shown = f"[{host}]" if ":" in host else host
         self.host_header = shown if self.port == default else f"{shown}:{self.port}"
+        self._key = (self.tls, host, self.port)
+        self._hash = hash(self._key)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Origin):
+            return NotImplemented
+        return self._key == other._key
+
+    def __hash__(self) -> int:
+        return self._hash
 
     def __repr__(self) -> str:
         return f"Origin({'https' if self.tls else 'http'}://{self.host_header})"
@@ -306,28 +319,36 @@ class Pool:
         status = 0
         headers: dict[str, str] = {}
         chunks: list[bytes] = []
+        eof = False
         scope = trio.CancelScope()
         with scope:
-            while True:
-                event = protocol.next_event()
-                if event is h11.NEED_DATA:
-                    scope.deadline = trio.current_time() + read_timeout
-                    protocol.receive_data(bytes(await stream.receive_some(_RECEIVE_BYTES)))
-                elif isinstance(event, h11.Data):
-                    chunks.append(event.data)
-                elif isinstance(event, h11.Response):
-                    status = event.status_code
-                    # h11 gives header names lower-cased.
-                    headers = {
-                        name.decode("latin-1"): value.decode("latin-1")
-                        for name, value in event.headers
-                    }
-                elif isinstance(event, h11.EndOfMessage):
-                    content = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-                    return Answer(
-                        status, headers, _decode(content, headers.get("content-encoding"))
-                    )
-                elif isinstance(event, h11.ConnectionClosed):
-                    raise ConnectionLost("the server closed the connection without an answer")
-                # InformationalResponse (1xx): wait for the final answer.
+            try:
+                while True:
+                    event = protocol.next_event()
+                    if event is h11.NEED_DATA:
+                        scope.deadline = trio.current_time() + read_timeout
+                        data = await stream.receive_some(_RECEIVE_BYTES)
+                        eof = not data
+                        protocol.receive_data(bytes(data))
+                    elif isinstance(event, h11.Data):
+                        chunks.append(event.data)
+                    elif isinstance(event, h11.Response):
+                        status = event.status_code
+                        # h11 gives header names lower-cased.
+                        headers = {
+                            name.decode("latin-1"): value.decode("latin-1")
+                            for name, value in event.headers
+                        }
+                    elif isinstance(event, h11.EndOfMessage):
+                        content = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                        return Answer(
+                            status, headers, _decode(content, headers.get("content-encoding"))
+                        )
+                    # InformationalResponse (1xx): wait for the final answer.
+            except h11.RemoteProtocolError as exc:
+                # An EOF before the answer is complete is how h11 reports a closed connection.
+                if not eof:
+                    raise
+                what = "in the middle of the answer" if status else "without an answer"
+                raise ConnectionLost(f"the server closed the connection {what}") from exc
         raise ReadTimedOut(f"no answer within {read_timeout:g} s")
