@@ -7,6 +7,7 @@ import trio
 import trio.testing
 
 from oqc_trio._actors.mailbox import Mailbox
+from oqc_trio._actors.submitter import SubmitTicket
 
 
 async def test_items_come_out_in_order_whether_queued_or_awaited() -> None:
@@ -44,3 +45,41 @@ async def test_closed_box_refuses_deliveries() -> None:
     box.close()
     with pytest.raises(trio.ClosedResourceError):
         box.send_nowait(1)
+
+
+# -- a submit ticket parks its actor the same way ------------------------------------------
+def _ticket() -> SubmitTicket:
+    return SubmitTicket(qpu_id="q", task_base=None, encode=lambda: b"{}")
+
+
+async def test_ticket_settled_before_the_wait_returns_at_once() -> None:
+    ticket = _ticket()
+    ticket.settle()
+    ticket.settle()  # idempotent
+    await ticket.wait_settled()
+    assert ticket.settled
+
+
+async def test_ticket_wakes_its_waiter_once_settled() -> None:
+    ticket = _ticket()
+    woke: list[bool] = []
+
+    async def actor() -> None:
+        await ticket.wait_settled()
+        woke.append(ticket.settled)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(actor)
+        await trio.testing.wait_all_tasks_blocked()
+        assert woke == []
+        ticket.settle()
+    assert woke == [True]
+
+
+async def test_a_cancelled_wait_leaves_the_ticket_settleable() -> None:
+    ticket = _ticket()
+    with trio.move_on_after(0.01) as scope:
+        await ticket.wait_settled()
+    assert scope.cancelled_caught
+    ticket.settle()  # nobody waits any more: must not try to wake the departed task
+    assert ticket.settled

@@ -46,12 +46,11 @@ class Mailbox:
             await trio.lowlevel.cancel_shielded_checkpoint()
             return item
         self._waiter = trio.lowlevel.current_task()
+        return await trio.lowlevel.wait_task_rescheduled(self._abort)
 
-        def abort(_: Any) -> trio.lowlevel.Abort:
-            self._waiter = None
-            return trio.lowlevel.Abort.SUCCEEDED
-
-        return await trio.lowlevel.wait_task_rescheduled(abort)
+    def _abort(self, _: Any) -> trio.lowlevel.Abort:
+        self._waiter = None
+        return trio.lowlevel.Abort.SUCCEEDED
 
     def close(self) -> None:
         """No more deliveries: later ``send_nowait`` calls raise ``ClosedResourceError``."""

@@ -31,7 +31,6 @@ from ..exceptions import (
     ServerException,
     TransportError,
 )
-from .mailbox import Mailbox
 
 __all__ = ["SubmitTicket", "Submitter"]
 
@@ -70,20 +69,27 @@ class SubmitTicket:
     order: int | None = None
     abandoned: bool = False
     settled: bool = False
-    # A slotted mailbox, not a trio.Event (whose parking lot costs ~0.9 KB): 100,000 tickets
-    # are alive at once when a large batch starts.
-    _inbox: Mailbox = attrs.field(factory=Mailbox, alias="inbox")
+    # The actor parks on the ticket itself, not on a trio.Event (whose parking lot costs
+    # ~0.9 KB) or a mailbox: 100,000 tickets are waited on at once when a large batch starts.
+    _waiter: trio.lowlevel.Task | None = attrs.field(default=None, init=False, repr=False)
 
     def settle(self) -> None:
         """Mark the outcome final and wake the waiting actor (once)."""
         if not self.settled:
             self.settled = True
-            self._inbox.send_nowait(None)
+            waiter, self._waiter = self._waiter, None
+            if waiter is not None:
+                trio.lowlevel.reschedule(waiter)
 
     async def wait_settled(self) -> None:
-        """Wait until the submitter has settled this ticket."""
+        """Wait until the submitter has settled this ticket (cancellable; one waiter)."""
         if not self.settled:
-            await self._inbox.receive()
+            self._waiter = trio.lowlevel.current_task()
+            await trio.lowlevel.wait_task_rescheduled(self._abort)
+
+    def _abort(self, _: Any) -> trio.lowlevel.Abort:
+        self._waiter = None
+        return trio.lowlevel.Abort.SUCCEEDED
 
 
 ReservedHook = Callable[[Sequence[SubmitTicket]], Awaitable[None]]
@@ -114,10 +120,9 @@ class Submitter:
         self._order = itertools.count()
         self.requests = 0
 
-    async def submit(self, ticket: SubmitTicket) -> None:
-        """Queue a ticket and wait until the submitter has settled it."""
+    def enqueue(self, ticket: SubmitTicket) -> None:
+        """Queue a ticket; its actor then waits with :meth:`SubmitTicket.wait_settled`."""
         self._inbox_send.send_nowait(ticket)
-        await ticket.wait_settled()
 
     async def run(self) -> None:
         """Gather tickets into batches per QPU and submit them until cancelled."""
