@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import attrs
 import pytest
 import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from runner_support import QPU_A, RX
 
 from oqc_trio.runner import journal as journal_module
 from oqc_trio.runner.expand import ExpandedBatch, expand_text
 from oqc_trio.runner.journal import (
+    Attempt,
     Journal,
     JournalError,
     JournalLocked,
@@ -140,3 +144,64 @@ async def test_flush_is_shielded_from_cancellation(tmp_path: Path) -> None:
         await journal.flush()
     assert read_journal(tmp_path).counts()["reserved"] == 1
     journal.close()
+
+
+_text = st.text(max_size=12)
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | _text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text, inner, max_size=3),
+    max_leaves=8,
+)
+_ending = st.one_of(
+    st.tuples(
+        st.just("COMPLETED"), st.dictionaries(_text, _json, max_size=3), st.none(), st.none()
+    ),
+    st.tuples(
+        st.just("FAILED"), st.none(), st.none() | st.integers(-(2**40), 2**40), st.none() | _text
+    ),
+    st.tuples(st.just("CANCELLED"), st.none(), st.none(), st.none()),
+)
+_operation = st.tuples(
+    st.integers(0, 3),
+    st.none() | _text,
+    _text,
+    st.booleans(),
+    st.booleans(),
+    st.none() | _ending,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(operations=st.lists(_operation, max_size=8))
+def test_records_round_trip(tmp_path_factory: pytest.TempPathFactory, operations: list) -> None:
+    """Whatever IDs, QPU names, results and messages hold, the records read back the same."""
+    out = tmp_path_factory.mktemp("journal")
+    journal = Journal.open(out, _batch(), SERVER)
+    try:
+        journal.run_started(jobs=4, note='"quoted"\n')
+        for job, task_id, qpu, submitted, cancel, ending in operations:
+            attempt = journal.reserve(job, task_id, qpu)
+            if submitted:
+                journal.submitted(attempt)
+            if cancel:
+                journal.cancel_requested(attempt)
+            if ending is not None:
+                state, data, code, message = ending
+                journal.ended(attempt, state, data=data, code=code, message=message)
+        trio.run(journal.flush)
+        for segment in journal_dir(out).glob("seg-*.jsonl"):
+            lines = segment.read_bytes().split(b"\n")
+            assert lines.pop() == b""
+            assert all(isinstance(json.loads(line), dict) for line in lines)
+        expected = [[_fields(a) for a in per_job] for per_job in journal.state.attempts]
+        assert [[_fields(a) for a in per_job] for per_job in read_journal(out).attempts] == (
+            expected
+        )
+        assert read_journal(out).runs == journal.state.runs
+    finally:
+        journal.close()
+
+
+def _fields(attempt: Attempt) -> tuple:
+    fields = [getattr(attempt, f.name) for f in attrs.fields(Attempt) if f.name != "ended"]
+    return (*fields, attempt.ended is not None)

@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import cattrs
 import trio
 
 from .expand import ConfigRecord, ExpandedBatch, LogicalJob
@@ -63,7 +62,6 @@ _SEGMENT_RE = re.compile(r"^seg-(\d{8,})\.jsonl$")
 _COMPACT_SEGMENTS = 256
 _COMPACT_BYTES = 32 * 1024 * 1024
 _WRITE_BUFFER = 1 << 20
-_converter = cattrs.Converter()
 
 
 class JournalError(Exception):
@@ -223,7 +221,7 @@ class JournalState:
             "version": VERSION,
             "through": self.through,
             "runs": self.runs,
-            "attempts": [_converter.unstructure(a) for per in self.attempts for a in per],
+            "attempts": [_attempt_fields(a) for per in self.attempts for a in per],
         }
 
 
@@ -252,7 +250,7 @@ def _load(directory: Path) -> tuple[JournalState, int]:
             meta = _read_json(batch_file)
             if meta.get("format") != FORMAT or meta.get("version") != VERSION:
                 raise JournalError(f"{batch_file}: not an oqc-run journal of version {VERSION}")
-            jobs = _converter.structure(meta.pop("jobs"), list[LogicalJob])
+            jobs = [LogicalJob(**item) for item in meta.pop("jobs")]
             configs = [ConfigRecord(*item) for item in meta.pop("configs")]
             state = JournalState(meta, jobs, configs)
             state_file = directory / "state.json"
@@ -261,7 +259,7 @@ def _load(directory: Path) -> tuple[JournalState, int]:
                 state.through = document["through"]
                 state.runs = document.get("runs", [])
                 for item in document["attempts"]:
-                    state.attempts[item["job"]].append(_converter.structure(item, Attempt))
+                    state.attempts[item["job"]].append(Attempt(**item))
             last = state.through
             for number, path in _segments(directory):
                 if number <= state.through:
@@ -274,7 +272,7 @@ def _load(directory: Path) -> tuple[JournalState, int]:
             return state, last
         except FileNotFoundError:
             continue  # compaction removed a segment under us: read again
-        except (ValueError, KeyError, TypeError, cattrs.BaseValidationError) as exc:
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
             raise JournalError(f"{directory}: damaged journal ({exc})") from exc
     raise JournalError(f"{directory}: journal keeps changing under the reader")
 
@@ -323,6 +321,18 @@ def _take_lock(directory: Path) -> int:
     return fd
 
 
+_JOB_FIELDS = tuple(field.name for field in attrs.fields(LogicalJob))
+_ATTEMPT_FIELDS = tuple(field.name for field in attrs.fields(Attempt))
+
+
+def _job_fields(job: LogicalJob) -> dict[str, Any]:
+    return {name: getattr(job, name) for name in _JOB_FIELDS}
+
+
+def _attempt_fields(attempt: Attempt) -> dict[str, Any]:
+    return {name: getattr(attempt, name) for name in _ATTEMPT_FIELDS}
+
+
 def _batch_document(batch: ExpandedBatch, server: dict[str, Any]) -> dict[str, Any]:
     return {
         "format": FORMAT,
@@ -334,7 +344,7 @@ def _batch_document(batch: ExpandedBatch, server: dict[str, Any]) -> dict[str, A
         "param_names": batch.param_names,
         "entries": batch.entries,
         "configs": [attrs.astuple(c) for c in batch.configs],
-        "jobs": _converter.unstructure(batch.jobs),
+        "jobs": [_job_fields(job) for job in batch.jobs],
     }
 
 
@@ -351,7 +361,7 @@ class Journal:
         self.state = state
         self._next = last_segment + 1
         self._lock_fd = lock_fd
-        self._pending: list[dict[str, Any]] = []
+        self._pending: list[str] = []  # encoded records, one line each
         self._flush_lock = trio.Lock()
         self._segment_count = len(_segments(directory))
         self._segment_bytes = 0
@@ -418,7 +428,7 @@ class Journal:
         try:
             if self._pending:
                 pending, self._pending = self._pending, []
-                data = b"".join(_dumps(record) + b"\n" for record in pending)
+                data = "".join(pending).encode()
                 atomic_write(self.directory / f"seg-{self._next:08d}.jsonl", data)
                 self._next += 1
         finally:
@@ -429,7 +439,7 @@ class Journal:
     def run_started(self, **info: Any) -> None:
         """Note that a runner started (for ``status``)."""
         record = {"r": "run", "pid": os.getpid(), "t": time.time(), **info}
-        self._pending.append(record)
+        self._pending.append(_dumps(record).decode() + "\n")
         self.state.apply(record)
 
     def reserve(self, job: int, task_id: str | None, qpu: str) -> Attempt:
@@ -439,7 +449,8 @@ class Journal:
         attempt = Attempt(job, len(attempts) + 1, task_id, qpu, reserved=now)
         attempts.append(attempt)
         self._pending.append(
-            {"r": "a", "j": job, "n": attempt.n, "id": task_id, "q": qpu, "t": now}
+            f'{{"r":"a","j":{job},"n":{attempt.n},"id":{_string(task_id)},"q":{_word(qpu)},'
+            f'"t":{now!r}}}\n'
         )
         return attempt
 
@@ -447,7 +458,7 @@ class Journal:
         """The server accepted the attempt's task."""
         if attempt.state == "reserved":
             attempt.state = "submitted"
-            self._pending.append({"r": "s", "j": attempt.job, "n": attempt.n})
+            self._pending.append(f'{{"r":"s","j":{attempt.job},"n":{attempt.n}}}\n')
 
     def ended(
         self,
@@ -462,17 +473,17 @@ class Journal:
         now = time.time()
         attempt.state, attempt.ended, attempt.data = state, now, data
         attempt.code, attempt.message = code, message
-        record: dict[str, Any] = {"r": "e", "j": attempt.job, "n": attempt.n, "s": state, "t": now}
+        line = f'{{"r":"e","j":{attempt.job},"n":{attempt.n},"s":{_word(state)},"t":{now!r}'
         if data is not None:
-            record["data"] = data
+            line += f',"data":{_encode(data)}'
         if code is not None or message is not None:
-            record["code"], record["msg"] = code, message
-        self._pending.append(record)
+            line += f',"code":{_encode(code)},"msg":{_string(message)}'
+        self._pending.append(line + "}\n")
 
     def cancel_requested(self, attempt: Attempt) -> None:
         """A cancel was sent for the attempt's task."""
         attempt.cancel = True
-        self._pending.append({"r": "c", "j": attempt.job, "n": attempt.n})
+        self._pending.append(f'{{"r":"c","j":{attempt.job},"n":{attempt.n}}}\n')
 
     # -- persistence ---------------------------------------------------------------------------
     async def flush(self) -> None:
@@ -484,7 +495,7 @@ class Journal:
                     return
                 pending, self._pending = self._pending, []
                 number, self._next = self._next, self._next + 1
-                data = b"".join(_dumps(record) + b"\n" for record in pending)
+                data = "".join(pending).encode()
                 document = None
                 if (
                     self._segment_count + 1 >= _COMPACT_SEGMENTS
@@ -509,8 +520,26 @@ class Journal:
         self._segment_bytes = 0
 
 
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_strings: dict[str, str] = {}
+
+
 def _dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    return _encode(value).encode()
+
+
+def _string(value: str | None) -> str:
+    return "null" if value is None else _encode(value)
+
+
+def _word(value: str) -> str:
+    """:func:`_string` of a value that recurs (QPU ids, states): encoded once."""
+    found = _strings.get(value)
+    if found is None:
+        found = _encode(value)
+        if len(_strings) < 1024:
+            _strings[value] = found
+    return found
 
 
 def iter_attempts(state: JournalState) -> Iterator[Attempt]:
