@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -122,6 +124,20 @@ def test_the_hash_changes_with_what_is_sent_and_only_with_it() -> None:
     assert expand_text(_sweep_text() + "[limits]\nmax_retries = 5\n", "b.toml").hash == base
     assert expand_text(_sweep_text(points=4), "b.toml").hash != base
     assert expand_text(_sweep_text(program=RX.replace("q[1]", "q[2]")), "b.toml").hash != base
+
+
+def test_the_hash_is_that_of_one_json_line_per_job() -> None:
+    """The documented definition, so journals of earlier versions keep resuming."""
+    batch = expand_text(
+        _sweep_text().replace("[defaults]\n", '[defaults]\ntag = "t\\u00e9"\n'), "b.toml"
+    )
+    digest = hashlib.sha256()
+    for job in batch.jobs:
+        config = batch.configs[job.config]
+        record = [job.key, job.program, job.qpu, [config.json, config.type], job.tag]
+        digest.update(json.dumps(record, separators=(",", ":")).encode() + b"\n")
+    assert batch.jobs[0].tag == "t\u00e9"
+    assert batch.hash == digest.hexdigest()
 
 
 def test_config_options_build_the_configs() -> None:

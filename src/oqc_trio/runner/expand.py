@@ -316,8 +316,10 @@ def expand(spec: BatchFile, text: str, path: str | Path) -> ExpandedBatch:
     param_names: list[str] = []
     for entry, name, programs, qpus, shots, params in plans:
         param_names.extend(p for p in params if p not in param_names)
-        for (src, program), qpu, shot, point in itertools.product(
-            programs, qpus, shots, _points(params)
+        tag = entry.tag if entry.tag is not None else spec.defaults.tag
+        templates = [(src, program, _template(program)) for src, program in programs]
+        for (src, program, template), qpu, shot, (point, shown) in itertools.product(
+            templates, qpus, shots, _points(params)
         ):
             cache_key = (id(entry), shot)
             if cache_key not in config_ids:
@@ -334,18 +336,18 @@ def expand(spec: BatchFile, text: str, path: str | Path) -> ExpandedBatch:
                 parts.append(f"qpu={qpu}")
             if len(shots) > 1:
                 parts.append(f"shots={shot}")
-            parts.extend(f"{k}={_format_value(v)}" for k, v in point.items() if len(params[k]) > 1)
+            parts.extend(f"{k}={text}" for k, text in shown.items() if len(params[k]) > 1)
             jobs.append(
                 LogicalJob(
                     index=len(jobs),
                     key="/".join(parts),
                     entry=name,
-                    program=_substitute(program, point),
+                    program=_fill(template, shown) if point else program,
                     source=src,
                     qpu=qpu,
                     shots=shot,
                     config=config_ids[cache_key],
-                    tag=entry.tag if entry.tag is not None else spec.defaults.tag,
+                    tag=tag,
                     sweep=point,
                 )
             )
@@ -375,28 +377,44 @@ def _product_size(params: dict[str, list[Any]]) -> int:
     return size
 
 
-def _points(params: dict[str, list[Any]]) -> Iterator[dict[str, Any]]:
+def _points(params: dict[str, list[Any]]) -> Iterator[tuple[dict[str, Any], dict[str, str]]]:
+    """Every point of the sweep, with its values as written into programs and job keys."""
     names = list(params)
-    for values in itertools.product(*(params[n] for n in names)):
-        yield dict(zip(names, values, strict=True))
+    columns = [[(v, _format_value(v)) for v in params[n]] for n in names]
+    for combo in itertools.product(*columns):
+        values, texts = zip(*combo, strict=True) if combo else ((), ())
+        yield dict(zip(names, values, strict=True)), dict(zip(names, texts, strict=True))
 
 
-def _substitute(program: str, point: dict[str, Any]) -> str:
-    if not point:
-        return program
-    return _PLACEHOLDER_RE.sub(
-        lambda m: _format_value(point[m.group(1)]) if m.group(1) in point else m.group(0), program
-    )
+def _template(program: str) -> list[str]:
+    """``program`` split at its placeholders: literal text at even positions, names at odd."""
+    return _PLACEHOLDER_RE.split(program)
+
+
+def _fill(template: list[str], texts: dict[str, str]) -> str:
+    """The program of ``template`` with each placeholder whose name has a value replaced."""
+    pieces = template[:]
+    for i in range(1, len(pieces), 2):
+        name = pieces[i]
+        pieces[i] = texts[name] if name in texts else "{" + name + "}"
+    return "".join(pieces)
 
 
 def batch_hash(jobs: Sequence[LogicalJob], configs: Sequence[ConfigRecord]) -> str:
-    """Content hash of an expansion: what each job sends, and where."""
-    digest = hashlib.sha256()
-    for job in jobs:
-        record = [job.key, job.program, job.qpu, attrs.astuple(configs[job.config]), job.tag]
-        digest.update(json.dumps(record, separators=(",", ":")).encode())
-        digest.update(b"\n")
-    return digest.hexdigest()
+    """Content hash of an expansion: what each job sends, and where.
+
+    The SHA-256 of one line per job, ``json.dumps([key, program, qpu, [config json, config
+    type], tag])`` (compact separators); each line is assembled from pieces, the configs
+    encoded once.
+    """
+    encode = json.encoder.encode_basestring_ascii
+    config_parts = [json.dumps(attrs.astuple(config), separators=(",", ":")) for config in configs]
+    lines = [
+        f"[{encode(job.key)},{encode(job.program)},{encode(job.qpu)},"
+        f"{config_parts[job.config]},{'null' if job.tag is None else encode(job.tag)}]\n"
+        for job in jobs
+    ]
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
 
 
 def load_and_expand(path: str | Path) -> ExpandedBatch:
