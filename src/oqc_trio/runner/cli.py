@@ -21,6 +21,7 @@ instant. Each command does its work in one function and prints in another.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import signal
@@ -253,6 +254,9 @@ def _cmd_run(args: argparse.Namespace, out_console: Console, err: Console) -> in
                 (out / name).unlink(missing_ok=True)
         writer = ResultWriter(out, journal.state, batch.spec.output.formats)
         events = EventLog(args.events)
+        # The expanded batch and the journal live as long as the run: keep the collector
+        # from walking them again at every full collection (~0.1 s at 10,000 jobs).
+        gc.freeze()
         try:
             report = trio.run(
                 lambda: run_batch(
@@ -267,6 +271,7 @@ def _cmd_run(args: argparse.Namespace, out_console: Console, err: Console) -> in
                 )
             )
         finally:
+            gc.unfreeze()
             events.close()
         status = exit_status(journal.state, report)
     finally:

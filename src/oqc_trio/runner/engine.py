@@ -458,7 +458,8 @@ class Engine:
                 continue
             ref.attempt = self.journal.reserve(ref.logical.index, ticket.task_id, ticket.qpu_id)
             self._unconfirmed.add(ticket.owner)
-            self.events.emit("reserved", job=ref.logical.key, task_id=ticket.task_id)
+            if self.events.enabled:
+                self.events.emit("reserved", job=ref.logical.key, task_id=ticket.task_id)
         # Mandatory: the IDs are on disk before the submit request leaves. (Confirmations
         # are noted by the periodic flush; most tasks finish before it, needing no record.)
         await self._flush(note_confirmed=False)
@@ -478,7 +479,8 @@ class Engine:
         if state is JobState.COMPLETED and job.result is not None:
             self.journal.ended(attempt, "COMPLETED", data=dict(job.result.data))
             self.writer.add(logical.index)
-            self.events.emit("completed", job=key, task_id=attempt.id)
+            if self.events.enabled:
+                self.events.emit("completed", job=key, task_id=attempt.id)
         elif state is JobState.FAILED:
             code = job.error.error_code if job.error else None
             message = job.error.error_message if job.error else None
