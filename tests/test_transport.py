@@ -619,3 +619,28 @@ def test_real_loopback_server_across_two_trio_runs(http_client: HttpClient) -> N
     stats = transport.statistics()
     assert stats.clients_opened == 2
     assert stats.requests == {"health": 20, "qpus": 2}
+
+
+# -- which HTTP client sends -------------------------------------------------------------------
+def test_auto_picks_the_lean_client_unless_httpx_is_needed(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    assert Transport(BASE).http_client == "h11"
+    assert Transport(BASE, http2=True).http_client == "httpx"
+    mock = httpx.MockTransport(lambda request: httpx.Response(200))
+    assert Transport(BASE, transport_factory=lambda: mock).http_client == "httpx"
+    assert Transport(BASE, http_client="httpx").http_client == "httpx"
+    # A proxy for the service's scheme: httpx honours it, the lean client would not.
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    assert Transport(BASE).http_client == "httpx"
+    monkeypatch.setenv("NO_PROXY", "qcaas.example")
+    assert Transport(BASE).http_client == "h11"
+    assert "http_client='h11'" in repr(Transport(BASE))
+
+
+def test_http_client_choice_is_validated() -> None:
+    with pytest.raises(ValueError, match="http_client must be"):
+        Transport(BASE, http_client="curl")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="neither HTTP/2"):
+        Transport(BASE, http2=True, http_client="h11")

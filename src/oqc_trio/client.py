@@ -28,7 +28,7 @@ from . import _wire
 from ._actors.policy import PollPolicy
 from ._actors.runtime import Runtime
 from ._actors.stream import JobStream, open_stream
-from ._transport import Transport
+from ._transport import HttpClient, Transport
 from .auth import Credentials
 from .exceptions import NoActiveQpuError, NotOpenError
 from .job import CompositeJob, Job
@@ -63,6 +63,11 @@ class OqcSdk:
     ``await sdk.close()``. With email+password, ``open()`` logs in (its QPU discovery is the
     first authenticated request) and a rejected token later causes one re-login.
     ``auto_authenticate`` is accepted for compatibility with older clients.
+
+    Unlike the official SDK, requests go through our lean HTTP/1.1 client on trio
+    (``http_client="auto"``, a fraction of httpx's CPU per request); ``http_client="httpx"``
+    forces ``httpx.AsyncClient``, as do ``http2=True`` and a proxy named by the environment
+    (``HTTPS_PROXY``...). Tests that mock with respx need ``http_client="httpx"``.
     """
 
     def __init__(
@@ -82,6 +87,7 @@ class OqcSdk:
         submit_concurrency: int = 4,
         allow_insecure_http: bool = False,
         http2: bool = False,
+        http_client: HttpClient = "auto",
         **transport_options: Any,
     ) -> None:
         if credential is not None and (authentication_token or email or password):
@@ -102,6 +108,7 @@ class OqcSdk:
             max_requests_per_s=max_requests_per_s,
             allow_insecure_http=allow_insecure_http,
             http2=http2,
+            http_client=http_client,
             **transport_options,
         )
         self._default_qpu_id = default_qpu_id

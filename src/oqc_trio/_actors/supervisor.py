@@ -2,8 +2,8 @@
 one actor per job. Nothing it starts outlives the call.
 
 An actor is the only task that changes its job's state while the job is driven: it asks the
-submitter for a task ID and submission, then receives status events from the scheduler over
-its own memory channel and applies them. Failure to observe a task (transport errors, 404,
+submitter for a task ID and submission, then receives status events from the scheduler in
+its own mailbox and applies them. Failure to observe a task (transport errors, 404,
 contract violations) never marks the task FAILED.
 """
 
