@@ -153,7 +153,7 @@ class TransportStatistics:
     login requests included; ``retries`` the waits before a resend; ``rate_waits`` the
     requests that slept for a rate-budget slot; ``rate_limited`` the 429 answers seen;
     ``logins`` every login performed and ``relogins`` those caused by a 401;
-    ``clients_opened`` the httpx clients created (one per ``trio.run``); ``in_flight`` and
+    ``clients_opened`` the HTTP clients created (one per ``trio.run``); ``in_flight`` and
     ``peak_in_flight`` the requests on the wire now and at most.
     :meth:`Transport.statistics` returns a copy; the transport counts in its own.
     """
@@ -409,6 +409,9 @@ class Transport:
             # httpx's context: certifi's CAs, or SSL_CERT_FILE / SSL_CERT_DIR when set.
             ssl_context=httpx.create_ssl_context() if https else None,
             max_idle=self._max_concurrency,
+            # Under hypercorn's 5 s keep-alive timeout (the emulator's), so a reused
+            # connection is rarely one the server is closing at that very moment.
+            keepalive_expiry=4.0,
         )
 
     def _open_client(self) -> httpx.AsyncClient:
