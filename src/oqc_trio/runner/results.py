@@ -11,8 +11,9 @@ Files in the output directory:
   ``job`` (needs the ``hdf5`` extra: h5py).
 
 The journal is the source of truth. CSV rows are appended only after the records they come
-from are on disk, and the whole CSV is rewritten from the journal when a run starts and ends,
-so a crash never leaves duplicated or orphaned rows for long. The snapshot and HDF5 files are
+from are on disk, and the whole CSV is rewritten from the journal when a run starts and ends
+(each job's lines formatted once and kept), so a crash never leaves duplicated or orphaned
+rows for long. The snapshot and HDF5 files are
 rewritten whole, at most as often as keeps their cost under ~5 % of the run.
 """
 
@@ -31,7 +32,7 @@ from typing import Any
 import trio
 
 from .expand import ConfigRecord, LogicalJob
-from .journal import Attempt, JournalState, atomic_write, atomic_write_pieces
+from .journal import Attempt, JournalState, atomic_write_pieces
 
 __all__ = [
     "CSV_NAME",
@@ -40,6 +41,8 @@ __all__ = [
     "ResultWriter",
     "build_datagroup",
     "completed_counts",
+    "csv_header",
+    "csv_rows",
     "csv_text",
     "save_hdf5",
     "snapshot_document",
@@ -110,17 +113,31 @@ def _csv_rows(job: LogicalJob, attempt: Attempt, param_names: list[str]) -> Iter
 
 def csv_text(state: JournalState, *, header: bool = True, only: Iterable[int] | None = None) -> str:
     """The long CSV of every completed job (or only the ``only`` job indices)."""
+    indices = range(len(state.jobs)) if only is None else only
+    rows = "".join(csv_rows(state, indices).values())
+    return csv_header(state) + rows if header else rows
+
+
+def csv_header(state: JournalState) -> str:
+    """The CSV's first line."""
+    names = list(state.meta.get("param_names", []))
+    return ",".join(_csv_header(names)) + "\n"
+
+
+def csv_rows(state: JournalState, indices: Iterable[int]) -> dict[int, str]:
+    """The CSV lines of each completed job among ``indices``, by job index."""
     names = list(state.meta.get("param_names", []))
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    if header:
-        writer.writerow(_csv_header(names))
-    indices = range(len(state.jobs)) if only is None else only
+    found = {}
     for index in indices:
         latest = state.latest(index)
         if latest is not None and latest.state == "COMPLETED":
             writer.writerows(_csv_rows(state.jobs[index], latest, names))
-    return buffer.getvalue()
+            found[index] = buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    return found
 
 
 def _append(path: Path, text: str) -> None:
@@ -372,6 +389,9 @@ class ResultWriter:
         self.formats = set(formats)
         self.warnings: list[str] = []
         self._queued: list[int] = []
+        # The CSV lines of completed jobs, kept to write the final CSV without formatting
+        # them again (a completed job never changes).
+        self._csv: dict[int, str] = {}
         self._last_checkpoint = 0.0
         self._checkpoint_cost = 0.0
         self._dirty = False
@@ -381,8 +401,8 @@ class ResultWriter:
         self.out.mkdir(parents=True, exist_ok=True)
         self._last_checkpoint = trio.current_time()
         if "csv" in self.formats:
-            text = csv_text(self.state)
-            await trio.to_thread.run_sync(atomic_write, self.out / CSV_NAME, text.encode())
+            self._csv = csv_rows(self.state, range(len(self.state.jobs)))
+            await trio.to_thread.run_sync(self._write_csv, self.state)
 
     def add(self, index: int) -> None:
         """A job completed (its journal record is pending)."""
@@ -397,8 +417,9 @@ class ResultWriter:
     async def append(self, taken: list[int]) -> None:
         """Append the CSV rows of ``taken`` jobs."""
         if taken and "csv" in self.formats:
-            text = csv_text(self.state, header=False, only=taken)
-            await trio.to_thread.run_sync(_append, self.out / CSV_NAME, text)
+            rows = csv_rows(self.state, taken)
+            self._csv.update(rows)
+            await trio.to_thread.run_sync(_append, self.out / CSV_NAME, "".join(rows.values()))
 
     async def checkpoint(self) -> None:
         """Rewrite the snapshot if new results arrived and enough time passed: at least 30 s,
@@ -418,9 +439,15 @@ class ResultWriter:
         pieces = (piece.encode("ascii") for piece in snapshot_pieces(state))
         atomic_write_pieces(self.out / SNAPSHOT_NAME, pieces)
 
+    def _write_csv(self, state: JournalState) -> None:
+        completed = [job.index for job, _ in completed_counts(state)]
+        self._csv.update(csv_rows(state, [i for i in completed if i not in self._csv]))
+        lines = [csv_header(state), *(self._csv[i] for i in completed)]
+        atomic_write_pieces(self.out / CSV_NAME, (line.encode() for line in lines))
+
     def _write_all(self, state: JournalState) -> None:
         if "csv" in self.formats:
-            atomic_write(self.out / CSV_NAME, csv_text(state).encode())
+            self._write_csv(state)
         if "snapshot" in self.formats:
             self._write_snapshot(state)
         if "hdf5" in self.formats:
