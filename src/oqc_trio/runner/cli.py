@@ -28,14 +28,13 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
-from rich.console import Console
-from rich.table import Table
 
 from ..exceptions import OqcError
+from .console import lazy_console
 from .engine import (
     Engine,
     ServerFailure,
@@ -67,6 +66,10 @@ from .results import (
     summary_rows,
 )
 from .schema import BatchError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
 __all__ = [
     "EXIT_FAILED",
@@ -308,6 +311,8 @@ _SUMMARY_COLUMNS = (
 
 def _summary_table(state: JournalState, title: str) -> Table:
     """One row per batch entry and a bold total."""
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left")
     for column in _SUMMARY_COLUMNS:
         table.add_column(column, justify="left" if column == "entry" else "right")
@@ -489,8 +494,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments and arguments[0] not in (*_COMMANDS, "-h", "--help"):
         arguments.insert(0, "run")
-    err = Console(stderr=True, highlight=False)
-    out_console = Console(highlight=False)
+    err = lazy_console(stderr=True, highlight=False)
+    out_console = lazy_console(highlight=False)
     try:
         args = _parser().parse_args(arguments)
     except SystemExit as exc:

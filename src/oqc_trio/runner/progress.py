@@ -17,15 +17,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import attrs
 import trio
-from rich.console import Console, Group
-from rich.live import Live
-from rich.progress_bar import ProgressBar
-from rich.table import Table
-from rich.text import Text
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = ["EventLog", "LiveCounts", "Progress", "Tally", "format_duration"]
 
@@ -163,6 +161,9 @@ class Progress:
             while True:
                 await trio.sleep(self.interval)
                 self.console.print(self.line(), highlight=False, soft_wrap=True)
+        from rich.live import Live
+        from rich.text import Text
+
         with Live(self.render(), console=self.console, auto_refresh=False, transient=True) as live:
             try:
                 while True:
@@ -193,6 +194,11 @@ class Progress:
 
     def render(self) -> Any:
         """The live display."""
+        from rich.console import Group
+        from rich.progress_bar import ProgressBar
+        from rich.table import Table
+        from rich.text import Text
+
         c = self.counts()
         done = c.completed + c.failed + c.cancelled
         cells = [
