@@ -3,18 +3,23 @@ hold the counts with the sweep, the summary counts attempts."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from runner_support import QPU_A, QPU_B, RX
 
 from oqc_trio.client import OqcSdk
 from oqc_trio.job import JobState
 from oqc_trio.job_snapshot import snapshot_from_dict, snapshot_to_dict
-from oqc_trio.runner.expand import expand_text
-from oqc_trio.runner.journal import Journal, JournalState
+from oqc_trio.runner.expand import LogicalJob, expand_text
+from oqc_trio.runner.journal import Attempt, Journal, JournalState
 from oqc_trio.runner.results import (
+    _CsvLines,
     build_datagroup,
     csv_text,
     snapshot_document,
@@ -100,3 +105,35 @@ def test_summary_counts_jobs_and_retries(state: JournalState) -> None:
         "shots": 2000,
         "retries": 1,
     }
+
+
+_field = st.text(alphabet=st.sampled_from('ab,"\r\n \t\x85é'), max_size=6)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    key=_field,
+    params=st.lists(st.one_of(_field, st.floats(allow_nan=False), st.integers()), max_size=2),
+    data=st.dictionaries(_field, st.dictionaries(_field, st.integers(0, 99), max_size=3)),
+)
+def test_csv_lines_are_what_csv_writer_writes(key: str, params: list, data: dict) -> None:
+    names = [f"p{i}" for i in range(len(params))]
+    job = LogicalJob(
+        index=0,
+        key=key,
+        entry="e",
+        program="p",
+        source=key[::-1],
+        qpu="q",
+        shots=10,
+        config=0,
+        tag=None,
+        sweep=dict(zip(names, params, strict=True)),
+    )
+    attempt = Attempt(0, 1, "id", "q", state="COMPLETED", data=data)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    for register, counts in data.items():
+        for bitstring, count in sorted(counts.items()):
+            writer.writerow([key, "e", key[::-1], "q", 10, *params, register, bitstring, count])
+    assert _CsvLines(names).lines(job, attempt) == buffer.getvalue()

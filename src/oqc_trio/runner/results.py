@@ -94,21 +94,44 @@ def _csv_header(param_names: list[str]) -> list[str]:
     ]
 
 
-def _csv_rows(job: LogicalJob, attempt: Attempt, param_names: list[str]) -> Iterator[list[Any]]:
-    params = [job.sweep.get(name, "") for name in param_names]
-    for register, counts in register_counts(attempt.data):
-        for bitstring, count in sorted(counts.items()):
-            yield [
-                job.key,
-                job.entry,
-                job.source,
-                job.qpu,
-                job.shots,
-                *params,
-                register,
-                bitstring,
-                count,
-            ]
+class _CsvLines:
+    """Formats a job's CSV lines exactly as ``csv.writer`` would, at a fraction of the cost: the
+    job's own fields are formatted once (not once per bitstring), registers and bitstrings
+    (a few distinct values) once per run."""
+
+    def __init__(self, param_names: list[str]) -> None:
+        self._names = param_names
+        self._buffer = io.StringIO()
+        self._writer = csv.writer(self._buffer, lineterminator="\n")
+        self._quoted: dict[str, str] = {}
+
+    def _row(self, fields: list[Any]) -> str:
+        self._writer.writerow(fields)
+        text = self._buffer.getvalue()
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        return text[:-1]
+
+    def _quote(self, value: str) -> str:
+        found = self._quoted.get(value)
+        if found is None:
+            found = self._row([value, ""])[:-1]  # "value," (an empty field is never quoted)
+            if len(self._quoted) < 4096:
+                self._quoted[value] = found
+        return found
+
+    def lines(self, job: LogicalJob, attempt: Attempt) -> str:
+        """The lines of one completed job: one per register and bitstring."""
+        lines = []
+        prefix = None
+        for register, counts in register_counts(attempt.data):
+            if prefix is None:
+                params = [job.sweep.get(name, "") for name in self._names]
+                prefix = self._row([job.key, job.entry, job.source, job.qpu, job.shots, *params])
+            quoted = self._quote(register)
+            for bitstring, count in sorted(counts.items()):
+                lines.append(f"{prefix},{quoted},{self._quote(bitstring)},{count}\n")
+        return "".join(lines)
 
 
 def csv_text(state: JournalState, *, header: bool = True, only: Iterable[int] | None = None) -> str:
@@ -126,17 +149,12 @@ def csv_header(state: JournalState) -> str:
 
 def csv_rows(state: JournalState, indices: Iterable[int]) -> dict[int, str]:
     """The CSV lines of each completed job among ``indices``, by job index."""
-    names = list(state.meta.get("param_names", []))
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    formatter = _CsvLines(list(state.meta.get("param_names", [])))
     found = {}
     for index in indices:
         latest = state.latest(index)
         if latest is not None and latest.state == "COMPLETED":
-            writer.writerows(_csv_rows(state.jobs[index], latest, names))
-            found[index] = buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
+            found[index] = formatter.lines(state.jobs[index], latest)
     return found
 
 
