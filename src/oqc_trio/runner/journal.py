@@ -40,6 +40,7 @@ import attrs
 import trio
 
 from .expand import ConfigRecord, ExpandedBatch, LogicalJob
+from .jsonenc import make_encoder
 
 __all__ = [
     "Attempt",
@@ -520,7 +521,7 @@ class Journal:
         self._segment_bytes = 0
 
 
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_encode = make_encoder(ensure_ascii=False, separators=(",", ":"))
 _strings: dict[str, str] = {}
 
 

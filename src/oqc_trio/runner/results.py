@@ -33,6 +33,7 @@ import trio
 
 from .expand import ConfigRecord, LogicalJob
 from .journal import Attempt, JournalState, atomic_write_pieces
+from .jsonenc import make_encoder
 
 __all__ = [
     "CSV_NAME",
@@ -253,7 +254,7 @@ def snapshot_pieces(state: JournalState) -> Iterator[str]:
     job repeats them in its result and history), and never held whole in memory: at 10,000
     jobs the text is 36 MB, which is most of its cost when built as one string.
     """
-    encode = json.JSONEncoder().encode
+    encode = make_encoder(ensure_ascii=True, separators=(", ", ": "))
     configs = [(encode(c.json), encode(c.type)) for c in state.configs]
     quoted: dict[str, str] = {}
     yield '{"schema_version": "1", "snapshot_kind": "composite", "jobs": ['
