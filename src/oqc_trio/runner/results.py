@@ -31,6 +31,7 @@ from typing import Any
 
 import trio
 
+from .collector import collection_paused
 from .expand import ConfigRecord, LogicalJob
 from .journal import Attempt, JournalState, atomic_write_pieces
 from .jsonenc import make_encoder
@@ -478,7 +479,8 @@ class ResultWriter:
     async def finish(self) -> None:
         """Write every output file from the journal (called once nothing changes it any
         more, so no copy is needed)."""
-        await trio.to_thread.run_sync(self._write_all, self.state)
+        with collection_paused():
+            await trio.to_thread.run_sync(self._write_all, self.state)
 
 
 # -- summary ----------------------------------------------------------------------------------
