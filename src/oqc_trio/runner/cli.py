@@ -21,6 +21,7 @@ instant. Each command does its work in one function and prints in another.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import os
@@ -263,17 +264,21 @@ def _cmd_run(args: argparse.Namespace, out_console: Console, err: Console) -> in
         writer = ResultWriter(out, journal.state, batch.spec.output.formats)
         events = EventLog(args.events)
         try:
+            # Positional arguments, not a closure: trio's own objects (cyclic garbage once
+            # the run is over) would keep the batch and the journal alive until a full
+            # collection.
             report = trio.run(
-                lambda: run_batch(
-                    batch,
-                    journal,
-                    writer,
-                    events,
+                functools.partial(
+                    run_batch,
                     err=err,
                     quiet=args.quiet,
                     progress_interval=args.progress_interval,
                     title=f"oqc-run {batch.path.name} -> {out}",
-                )
+                ),
+                batch,
+                journal,
+                writer,
+                events,
             )
         finally:
             events.close()

@@ -417,15 +417,21 @@ class Engine:
         self._drive = Drive(runtime, self._work.deadline, self._on_reserved)
         if self.limits.max_in_flight:
             self._limiter = trio.CapacityLimiter(self.limits.max_in_flight)
-        async with trio.open_nursery() as services:
-            services.start_soon(self._drive.submitter.run)
-            services.start_soon(self._drive.scheduler.run)
-            services.start_soon(self._flusher)
-            async with trio.open_nursery() as actors:
-                self._actors = actors
-                for job in jobs:
-                    actors.start_soon(self._actor, job)
-            services.cancel_scope.cancel()
+        try:
+            async with trio.open_nursery() as services:
+                services.start_soon(self._drive.submitter.run)
+                services.start_soon(self._drive.scheduler.run)
+                services.start_soon(self._flusher)
+                async with trio.open_nursery() as actors:
+                    self._actors = actors
+                    for job in jobs:
+                        actors.start_soon(self._actor, job)
+                services.cancel_scope.cancel()
+        finally:
+            # The drive holds this engine (its on_reserved hook): without the cycle, the
+            # batch and the journal are freed when the run is over, not by a collection.
+            self._drive = None
+            self._actors = None
 
     async def _actor(self, job: Job) -> None:
         assert self._drive is not None
