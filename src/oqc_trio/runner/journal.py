@@ -440,7 +440,7 @@ class Journal:
     def run_started(self, **info: Any) -> None:
         """Note that a runner started (for ``status``)."""
         record = {"r": "run", "pid": os.getpid(), "t": time.time(), **info}
-        self._pending.append(_dumps(record).decode() + "\n")
+        self._pending.append(_encode(record) + "\n")
         self.state.apply(record)
 
     def reserve(self, job: int, task_id: str | None, qpu: str) -> Attempt:
