@@ -27,3 +27,18 @@ def test_same_text_as_json_dumps(value: object) -> None:
 def test_unserialisable_values_are_refused() -> None:
     with pytest.raises(TypeError, match="not JSON serializable"):
         make_encoder(ensure_ascii=True, separators=(",", ":"))({"a": object()})
+
+
+def test_falls_back_to_the_plain_encoder_if_the_accelerator_changed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    original = json.encoder.c_make_encoder  # type: ignore[attr-defined]
+
+    def changed_signature(*args: object) -> object:
+        if args[0] is None:  # our call (json's own passes a markers dict)
+            raise TypeError("c_make_encoder() takes different arguments now")
+        return original(*args)
+
+    monkeypatch.setattr(json.encoder, "c_make_encoder", changed_signature)
+    encode = make_encoder(ensure_ascii=False, separators=(",", ":"))
+    assert encode({"é": [1, 2.5]}) == '{"é":[1,2.5]}'

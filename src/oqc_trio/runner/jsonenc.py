@@ -22,13 +22,22 @@ def make_encoder(*, ensure_ascii: bool, separators: tuple[str, str]) -> Callable
     """A function encoding a value as ``json.dumps(value, ensure_ascii=..., separators=...)``
     does (no circular-reference check: the values are decoded JSON)."""
     item_separator, key_separator = separators
+    plain = json.JSONEncoder(ensure_ascii=ensure_ascii, separators=separators).encode
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:  # no C accelerator
-        return json.JSONEncoder(ensure_ascii=ensure_ascii, separators=separators).encode
+        return plain
     strings = (
         json.encoder.encode_basestring_ascii if ensure_ascii else json.encoder.encode_basestring
     )
-    encoder = make(
-        None, _unserialisable, strings, None, key_separator, item_separator, False, False, True
-    )
+    try:
+        # c_make_encoder is CPython's private accelerator: check it still takes these
+        # arguments and agrees with json.dumps, else use the plain encoder.
+        encoder = make(
+            None, _unserialisable, strings, None, key_separator, item_separator, False, False, True
+        )
+        sample = {"c": {"00": 1, "é": [0.5, None, True]}, "s": "a\"b"}
+        if "".join(encoder(sample, 0)) != plain(sample):
+            return plain
+    except (TypeError, ValueError):
+        return plain
     return lambda value: "".join(encoder(value, 0))
