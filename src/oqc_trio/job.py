@@ -322,8 +322,12 @@ class Job:
         self._error = None
         self._state = JobState.CREATED
 
+    def _config_on_wire(self) -> tuple[str, dict[str, Any] | None]:
+        """The config as the task carries it: its JSON text and any external config."""
+        return config_to_wire(self.config)
+
     def _encoded_task(self) -> bytes:
-        config, external = config_to_wire(self.config)
+        config, external = self._config_on_wire()
         return _wire.encode_task(
             _wire.task_dict(
                 program=str(self.program),
