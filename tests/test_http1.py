@@ -548,3 +548,17 @@ async def test_echoed_bodies_round_trip(
         for body in bodies:
             assert (await post(lean, server.origin, body)).content == body
         assert lean.connections_opened == server.accepts == 1
+
+
+async def test_a_token_with_a_line_break_is_refused_without_being_quoted() -> None:
+    # A token read from a file often keeps its newline; h11's own message would quote it.
+    async def silent(stream: trio.SocketStream, server: Server) -> None:
+        await server.read_request(stream)
+
+    async with serving(silent) as server:
+        transport = Transport(server.url, Credentials(token=TOKEN + "\n"), http_client="h11")
+        with pytest.raises(TransportError) as info:
+            await transport.send(_wire.Api(server.url).list_qpus())
+        await transport.aclose()
+    assert "SECRET" not in str(info.value) and "HTTP forbids" in str(info.value)
+    assert transport.statistics().retries == 0 and server.requests == []

@@ -44,6 +44,7 @@ __all__ = [
     "ConnectTimedOut",
     "ConnectionLost",
     "HttpError",
+    "InvalidRequest",
     "Origin",
     "Pool",
     "ProtocolError",
@@ -85,6 +86,11 @@ class ConnectionLost(HttpError):
 
 class ProtocolError(HttpError):
     """The server's bytes were not valid HTTP/1.1."""
+
+
+class InvalidRequest(ValueError):
+    """The request cannot be written as HTTP/1.1 (an illegal header value or target). Not an
+    :class:`HttpError`: nothing was sent and sending again cannot help."""
 
 
 class Origin:
@@ -298,8 +304,12 @@ class Pool:
             head = protocol.send(h11.Request(method=method, target=target, headers=headers))
             middle = protocol.send(h11.Data(data=body)) if body else None
             end = protocol.send(h11.EndOfMessage())
-        except h11.LocalProtocolError as exc:
-            raise ValueError(f"not a valid HTTP/1.1 request: {exc}") from None
+        except h11.LocalProtocolError:
+            # h11's message quotes the offending value, which may be a token.
+            raise InvalidRequest(
+                "not a valid HTTP/1.1 request: a header value or the target holds characters "
+                "HTTP forbids (a token or URL with a line break or control character?)"
+            ) from None
         try:
             with trio.move_on_after(self._write_timeout) as scope:
                 await stream.send_all(b"".join(part for part in (head, middle, end) if part))

@@ -555,6 +555,12 @@ class Transport:
         while True:
             try:
                 response = await self._attempt(state, request, built, deadline)
+            except _http1.InvalidRequest as exc:
+                raise TransportError(
+                    f"{request.method} {request.path}: {exc}",
+                    method=request.method,
+                    path=request.path,
+                ) from None
             except (httpx.RequestError, _http1.HttpError) as exc:
                 failure = self._wrap(exc, request)
                 wake = None
