@@ -35,7 +35,7 @@ def make_encoder(*, ensure_ascii: bool, separators: tuple[str, str]) -> Callable
         encoder = make(
             None, _unserialisable, strings, None, key_separator, item_separator, False, False, True
         )
-        sample = {"c": {"00": 1, "é": [0.5, None, True]}, "s": "a\"b"}
+        sample = {"c": {"00": 1, "é": [0.5, None, True]}, "s": 'a"b'}
         if "".join(encoder(sample, 0)) != plain(sample):
             return plain
     except (TypeError, ValueError):
