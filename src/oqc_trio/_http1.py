@@ -267,7 +267,9 @@ class Pool:
                 tcp = await trio.open_tcp_stream(origin.host, origin.port)
                 stream: trio.abc.Stream = tcp
                 if origin.tls:
-                    context = self._ssl_context or ssl.create_default_context()
+                    if self._ssl_context is None:
+                        self._ssl_context = ssl.create_default_context()
+                    context = self._ssl_context
                     tls = trio.SSLStream(
                         tcp, context, server_hostname=origin.host, https_compatible=True
                     )
