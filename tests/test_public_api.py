@@ -124,6 +124,13 @@ def test_top_level_all_is_the_official_list() -> None:
     assert set(oqc_trio.__all__) == OFFICIAL_ALL
 
 
+def test_poll_policy_is_reachable_for_the_oqcsdk_option() -> None:
+    from oqc_trio import OqcSdk, PollPolicy
+
+    sdk = OqcSdk("http://127.0.0.1:1", poll_policy=PollPolicy(first_poll_s=0.005))
+    assert sdk.poll_policy.first_poll_s == 0.005
+
+
 @pytest.mark.parametrize(
     ("cls", "members"),
     [

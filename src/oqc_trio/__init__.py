@@ -27,9 +27,10 @@ __all__ = [
 ]
 
 # name -> module holding it. EradoConfig & co. are reachable as in the official package, but
-# (as there) not listed in __all__.
+# (as there) not listed in __all__; so is PollPolicy, our own option of OqcSdk.
 _LAZY = {
     "OqcSdk": "oqc_trio.client",
+    "PollPolicy": "oqc_trio._actors.policy",
     "Endianness": "oqc_trio.dataarray_utils",
     "bits": "oqc_trio.dataarray_utils",
     "Job": "oqc_trio.job",
@@ -66,6 +67,7 @@ if TYPE_CHECKING:
         IdlingErrorConfig,
     )
 
+    from ._actors.policy import PollPolicy  # noqa: F401  (reachable, not in __all__)
     from .client import OqcSdk
     from .config import ExperimentalConfig
     from .dataarray_utils import Endianness, bits
