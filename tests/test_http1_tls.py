@@ -78,7 +78,7 @@ async def test_pool_speaks_tls_and_keeps_the_connection() -> None:
     ca.configure_trust(client_context)
     async with tls_server(ca) as server:
         pool = _http1.Pool(
-            connect_timeout=5, read_timeout=5, write_timeout=5, ssl_context=client_context
+            connect_timeout=5, read_timeout=5, write_timeout=5, ssl_context=lambda: client_context
         )
         origin = _http1.Origin("https", "localhost", server.port)
         headers = [(b"Host", origin.host_header.encode())]

@@ -33,6 +33,7 @@ import ssl
 import time
 import zlib
 from collections import deque
+from collections.abc import Callable
 from typing import Final
 
 import h11
@@ -177,7 +178,8 @@ class Pool:
     """Idle keep-alive connections per :class:`Origin`, and the exchange itself.
 
     Belongs to one ``trio.run`` (trio sockets do not survive their run). ``max_idle`` caps the
-    idle connections kept per origin; the caller caps connections in use.
+    idle connections kept per origin; the caller caps connections in use. ``ssl_context`` makes
+    the TLS context, once, when the first ``https`` connection is opened.
     """
 
     def __init__(
@@ -186,14 +188,15 @@ class Pool:
         connect_timeout: float,
         read_timeout: float,
         write_timeout: float,
-        ssl_context: ssl.SSLContext | None = None,
+        ssl_context: Callable[[], ssl.SSLContext] = ssl.create_default_context,
         max_idle: int = 16,
         keepalive_expiry: float = 5.0,
     ) -> None:
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._write_timeout = write_timeout
-        self._ssl_context = ssl_context
+        self._make_ssl_context = ssl_context
+        self._ssl_context: ssl.SSLContext | None = None
         self._max_idle = max_idle
         self._keepalive_expiry = keepalive_expiry
         self._idle: dict[Origin, deque[_Connection]] = {}
@@ -268,7 +271,7 @@ class Pool:
                 stream: trio.abc.Stream = tcp
                 if origin.tls:
                     if self._ssl_context is None:
-                        self._ssl_context = ssl.create_default_context()
+                        self._ssl_context = self._make_ssl_context()
                     context = self._ssl_context
                     tls = trio.SSLStream(
                         tcp, context, server_hostname=origin.host, https_compatible=True

@@ -401,13 +401,12 @@ class Transport:
 
     def _open_pool(self) -> _http1.Pool:
         t = self._timeouts
-        https = self._base_url.startswith("https:")
         return _http1.Pool(
             connect_timeout=t.connect,
             read_timeout=t.read,
             write_timeout=t.write,
             # httpx's context: certifi's CAs, or SSL_CERT_FILE / SSL_CERT_DIR when set.
-            ssl_context=httpx.create_ssl_context() if https else None,
+            ssl_context=httpx.create_ssl_context,
             max_idle=self._max_concurrency,
             # Under hypercorn's 5 s keep-alive timeout (the emulator's), so a reused
             # connection is rarely one the server is closing at that very moment.
