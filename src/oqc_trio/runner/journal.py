@@ -26,6 +26,7 @@ import contextlib
 import copy as _copy
 import errno
 import fcntl
+import functools
 import json
 import os
 import re
@@ -450,7 +451,7 @@ class Journal:
         attempt = Attempt(job, len(attempts) + 1, task_id, qpu, reserved=now)
         attempts.append(attempt)
         self._pending.append(
-            f'{{"r":"a","j":{job},"n":{attempt.n},"id":{_string(task_id)},"q":{_word(qpu)},'
+            f'{{"r":"a","j":{job},"n":{attempt.n},"id":{_encode(task_id)},"q":{_word(qpu)},'
             f'"t":{now!r}}}\n'
         )
         return attempt
@@ -478,7 +479,7 @@ class Journal:
         if data is not None:
             line += f',"data":{_encode(data)}'
         if code is not None or message is not None:
-            line += f',"code":{_encode(code)},"msg":{_string(message)}'
+            line += f',"code":{_encode(code)},"msg":{_encode(message)}'
         self._pending.append(line + "}\n")
 
     def cancel_requested(self, attempt: Attempt) -> None:
@@ -522,25 +523,12 @@ class Journal:
 
 
 _encode = make_encoder(ensure_ascii=False, separators=(",", ":"))
-_strings: dict[str, str] = {}
+#: :func:`_encode` of values that recur in records (QPU ids, states), memoised.
+_word = functools.lru_cache(maxsize=1024)(_encode)
 
 
 def _dumps(value: Any) -> bytes:
     return _encode(value).encode()
-
-
-def _string(value: str | None) -> str:
-    return "null" if value is None else _encode(value)
-
-
-def _word(value: str) -> str:
-    """:func:`_string` of a value that recurs (QPU ids, states): encoded once."""
-    found = _strings.get(value)
-    if found is None:
-        found = _encode(value)
-        if len(_strings) < 1024:
-            _strings[value] = found
-    return found
 
 
 def iter_attempts(state: JournalState) -> Iterator[Attempt]:
