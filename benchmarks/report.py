@@ -280,6 +280,16 @@ def targets(results: dict[str, dict[str, Any]]) -> list[str]:
                         verdict(over <= 10 if over is not None else None),
                     )
                 )
+                j = _find(runner, "runner-journal")
+                jc = med(j["summary"], "proc_cpu_s") if j else None
+                if jc and bc:
+                    rows.append(
+                        (
+                            "(for reference) the same, writing no result file (`formats = []`)",
+                            f"{(jc / bc - 1) * 100:+.1f} % ({jc:.1f} s vs {bc:.1f} s)",
+                            "—",
+                        )
+                    )
     if not rows:
         return []
     out = [

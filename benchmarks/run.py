@@ -799,8 +799,12 @@ def scenario_runner(args: argparse.Namespace) -> dict[str, Any]:
                 return {"groups": [], "pending": why, "params": {"n": n}}
 
             counter = iter(range(10**6))
+            # The same batch writing no result file: what the journal and the run loop cost
+            # apart from the snapshot, CSV and HDF5 outputs.
+            journal_only = work / "journal-only.toml"
+            journal_only.write_text(batch.read_text() + "\n[output]\nformats = []\n")
 
-            def runner() -> dict[str, Any]:
+            def runner(batch: Path = batch, client: str = "runner") -> dict[str, Any]:
                 out_dir = work / f"out-{next(counter)}"
                 server.reset()
                 cpu0 = server.cpu()
@@ -823,7 +827,7 @@ def scenario_runner(args: argparse.Namespace) -> dict[str, Any]:
                 requests = server.requests()
                 task_requests = sum(v for k, v in requests.items() if k in TASK_ENDPOINTS)
                 run = {
-                    "client": "runner",
+                    "client": client,
                     "n": n,
                     "ok": proc["returncode"] == 0,
                     "stalled": proc["capped"],
@@ -840,7 +844,7 @@ def scenario_runner(args: argparse.Namespace) -> dict[str, Any]:
                 if not run["ok"]:
                     run["error"] = (proc["stderr"] or proc["stdout"])[-1500:]
                 log(
-                    f"  runner   n={n} exit {proc['returncode']} "
+                    f"  {client}   n={n} exit {proc['returncode']} "
                     f"cpu {run['proc_cpu_ms_per_job']:.3f} ms/job (process)"
                 )
                 return run
@@ -852,6 +856,12 @@ def scenario_runner(args: argparse.Namespace) -> dict[str, Any]:
 
             groups = [
                 Group("runner", "oqc-run batch.toml", n, runner),
+                Group(
+                    "runner-journal",
+                    "oqc-run, no result files (formats = [])",
+                    n,
+                    lambda: runner(journal_only, "runner-journal"),
+                ),
                 Group("bare", "bare SDK, one CompositeJob", n, bare),
             ]
             alternate(groups, args.reps)

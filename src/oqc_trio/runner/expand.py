@@ -317,40 +317,49 @@ def expand(spec: BatchFile, text: str, path: str | Path) -> ExpandedBatch:
     for entry, name, programs, qpus, shots, params in plans:
         param_names.extend(p for p in params if p not in param_names)
         tag = entry.tag if entry.tag is not None else spec.defaults.tag
-        templates = [(src, program, _template(program)) for src, program in programs]
-        for (src, program, template), qpu, shot, (point, shown) in itertools.product(
-            templates, qpus, shots, _points(params)
-        ):
-            cache_key = (id(entry), shot)
-            if cache_key not in config_ids:
+        # The parts of each key that do not depend on the sweep point, computed once.
+        heads = [
+            (src, program, _template(program), [name] + [f"program={src}"] * (len(programs) > 1))
+            for src, program in programs
+        ]
+        swept = [k for k in params if len(params[k]) > 1]
+        # (sweep values, their text, the key's sweep part): shared by the entry's jobs.
+        points = [
+            (point, shown, "".join(f"/{k}={shown[k]}" for k in swept))
+            for point, shown in _points(params)
+        ]
+        for (src, program, template, head), qpu, shot in itertools.product(heads, qpus, shots):
+            if not points:
+                continue
+            config = config_ids.get((id(entry), shot))
+            if config is None:
+                config = config_ids[(id(entry), shot)] = len(configs)
                 obj = _config_for(entry, spec, shot)
                 config_json, config_type = config_to_snapshot(obj)
-                record = ConfigRecord(config_json or "", config_type)
-                config_ids[cache_key] = len(configs)
-                configs.append(record)
+                configs.append(ConfigRecord(config_json or "", config_type))
                 objects.append(obj)
-            parts = [name]
-            if len(programs) > 1:
-                parts.append(f"program={src}")
+            prefix = [*head]
             if len(qpus) > 1:
-                parts.append(f"qpu={qpu}")
+                prefix.append(f"qpu={qpu}")
             if len(shots) > 1:
-                parts.append(f"shots={shot}")
-            parts.extend(f"{k}={text}" for k, text in shown.items() if len(params[k]) > 1)
-            jobs.append(
-                LogicalJob(
-                    index=len(jobs),
-                    key="/".join(parts),
-                    entry=name,
-                    program=_fill(template, shown) if point else program,
-                    source=src,
-                    qpu=qpu,
-                    shots=shot,
-                    config=config_ids[cache_key],
-                    tag=tag,
-                    sweep=point,
+                prefix.append(f"shots={shot}")
+            fixed = "/".join(prefix)
+            fillable = len(template) > 1 and bool(params)
+            for point, shown, swept_key in points:
+                jobs.append(
+                    LogicalJob(
+                        index=len(jobs),
+                        key=fixed + swept_key,
+                        entry=name,
+                        program=_fill(template, shown) if fillable else program,
+                        source=src,
+                        qpu=qpu,
+                        shots=shot,
+                        config=config,
+                        tag=tag,
+                        sweep=point,
+                    )
                 )
-            )
     total = sum(job.shots for job in jobs)
     if spec.limits.max_total_shots is not None and total > spec.limits.max_total_shots:
         check.add(
@@ -380,10 +389,11 @@ def _product_size(params: dict[str, list[Any]]) -> int:
 def _points(params: dict[str, list[Any]]) -> Iterator[tuple[dict[str, Any], dict[str, str]]]:
     """Every point of the sweep, with its values as written into programs and job keys."""
     names = list(params)
-    columns = [[(v, _format_value(v)) for v in params[n]] for n in names]
-    for combo in itertools.product(*columns):
-        values, texts = zip(*combo, strict=True) if combo else ((), ())
-        yield dict(zip(names, values, strict=True)), dict(zip(names, texts, strict=True))
+    values = [params[n] for n in names]
+    texts = [[_format_value(v) for v in column] for column in values]
+    # Two products over columns of equal lengths run through the same points in step.
+    for point, shown in zip(itertools.product(*values), itertools.product(*texts), strict=True):
+        yield dict(zip(names, point, strict=True)), dict(zip(names, shown, strict=True))
 
 
 def _template(program: str) -> list[str]:
