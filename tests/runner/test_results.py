@@ -20,6 +20,8 @@ from oqc_trio.runner.expand import LogicalJob, expand_text
 from oqc_trio.runner.journal import Attempt, Journal, JournalState
 from oqc_trio.runner.results import (
     _CsvLines,
+    _received,
+    _received_json,
     build_datagroup,
     csv_text,
     snapshot_document,
@@ -110,10 +112,12 @@ def test_summary_counts_jobs_and_retries(state: JournalState) -> None:
 _field = st.text(alphabet=st.sampled_from('ab,"\r\n \t\x85é'), max_size=6)
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     key=_field,
-    params=st.lists(st.one_of(_field, st.floats(allow_nan=False), st.integers()), max_size=2),
+    params=st.lists(
+        st.one_of(_field, st.floats(), st.integers(), st.booleans(), st.none()), max_size=2
+    ),
     data=st.dictionaries(_field, st.dictionaries(_field, st.integers(0, 99), max_size=3)),
 )
 def test_csv_lines_are_what_csv_writer_writes(key: str, params: list, data: dict) -> None:
@@ -137,3 +141,49 @@ def test_csv_lines_are_what_csv_writer_writes(key: str, params: list, data: dict
         for bitstring, count in sorted(counts.items()):
             writer.writerow([key, "e", key[::-1], "q", 10, *params, register, bitstring, count])
     assert _CsvLines(names).lines(job, attempt) == buffer.getvalue()
+
+
+def test_plain_csv_fields_are_joined_without_csv_writer(monkeypatch: pytest.MonkeyPatch) -> None:
+    formatter = _CsvLines(["theta", "name"])
+    job = LogicalJob(
+        index=0,
+        key="rx/theta=0.5",
+        entry="rx",
+        program="p",
+        source="inline",
+        qpu="q",
+        shots=10,
+        config=0,
+        tag=None,
+        sweep={"theta": 0.5, "name": "a b"},
+    )
+    attempt = Attempt(0, 1, "id", "q", state="COMPLETED", data={"c": {"1": 2, "0": 1}})
+    for value in ("c", "0", "1"):  # registers and bitstrings are quoted once, by csv.writer
+        formatter._quote(value)
+
+    def refuse(fields: list) -> str:
+        raise AssertionError(f"csv.writer used for {fields}")
+
+    monkeypatch.setattr(formatter, "_row", refuse)
+    expected = (
+        "rx/theta=0.5,rx,inline,q,10,0.5,a b,c,0,1\nrx/theta=0.5,rx,inline,q,10,0.5,a b,c,1,2\n"
+    )
+    assert formatter.lines(job, attempt) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    ended=st.one_of(
+        st.floats(min_value=0, max_value=4e9, allow_nan=False),
+        st.integers(0, 4_000_000_000).map(lambda s: s + 0.9999995),  # carries to the next second
+        st.integers(0, 4_000_000_000).map(lambda s: s + 0.0000005),  # near a half microsecond
+        st.integers(0, 4_000_000_000),
+        st.none(),
+    )
+)
+def test_received_json_is_the_encoded_timestamp(ended: float | None) -> None:
+    attempt = Attempt(0, 1, "id", "q", state="COMPLETED", ended=ended)
+    assert _received_json(ended, _SECONDS) == json.dumps(_received(attempt))
+
+
+_SECONDS: dict[float, str] = {}  # shared by the examples, as by the jobs of a snapshot
