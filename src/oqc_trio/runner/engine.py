@@ -483,7 +483,10 @@ class Engine:
         state = job.state
         key = logical.key
         if state is JobState.COMPLETED and job.result is not None:
-            self.journal.ended(attempt, "COMPLETED", data=dict(job.result.data))
+            data = job.result.data  # the job's own copy of the server's results
+            self.journal.ended(
+                attempt, "COMPLETED", data=data if type(data) is dict else dict(data)
+            )
             self.writer.add(logical.index)
             if self.events.enabled:
                 self.events.emit("completed", job=key, task_id=attempt.id)

@@ -28,6 +28,7 @@ import errno
 import fcntl
 import functools
 import json
+import json.encoder
 import os
 import re
 import secrets
@@ -451,7 +452,7 @@ class Journal:
         attempt = Attempt(job, len(attempts) + 1, task_id, qpu, reserved=now)
         attempts.append(attempt)
         self._pending.append(
-            f'{{"r":"a","j":{job},"n":{attempt.n},"id":{_encode(task_id)},"q":{_word(qpu)},'
+            f'{{"r":"a","j":{job},"n":{attempt.n},"id":{_string(task_id)},"q":{_word(qpu)},'
             f'"t":{now!r}}}\n'
         )
         return attempt
@@ -523,6 +524,14 @@ class Journal:
 
 
 _encode = make_encoder(ensure_ascii=False, separators=(",", ":"))
+_encode_str = json.encoder.encode_basestring  # what the encoder calls for a str
+
+
+def _string(value: str | None) -> str:
+    """:func:`_encode` of a string or None, without the encoder's per-call set-up."""
+    return "null" if value is None else _encode_str(value)
+
+
 #: :func:`_encode` of values that recur in records (QPU ids, states), memoised.
 _word = functools.lru_cache(maxsize=1024)(_encode)
 
