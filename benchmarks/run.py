@@ -1310,6 +1310,23 @@ def load_all(quick: bool) -> dict[str, dict[str, Any]]:
     return out
 
 
+def precompile() -> None:
+    """Byte-compile oqc_trio's sources, as an installed package is, before measuring.
+
+    An editable install under ``PYTHONDONTWRITEBYTECODE=1`` (set on this machine) is never
+    byte-compiled, so every client process would compile our ~70 modules from source (about
+    40 ms for the runner) while the official SDK, installed by pip, loads its ``.pyc`` files.
+    Users' processes load cached bytecode from the second run on; so do ours here."""
+    import compileall
+    import importlib.util
+
+    spec = importlib.util.find_spec("oqc_trio")
+    if spec is None or not spec.submodule_search_locations:
+        return
+    for location in spec.submodule_search_locations:
+        compileall.compile_dir(location, quiet=1)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -1346,6 +1363,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args_line = "python benchmarks/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
     started = time.monotonic()
+    if names:
+        precompile()
     for name in names:
         t0 = time.monotonic()
         log(f"== scenario {name}")
