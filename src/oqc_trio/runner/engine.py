@@ -281,7 +281,10 @@ class Engine:
         self.deadline_reached = False
         self.started = False
         self._refs: dict[Job, _Ref] = {}
-        self._unconfirmed: set[Job] = set()
+        # Jobs whose task ID is journaled but whose submission was not yet noted; each is
+        # looked at by the flushes until its submission is confirmed or it ends (not every
+        # in-flight job at every flush: that costs O(in flight) a second for a whole run).
+        self._to_confirm: list[Job] = []
         self._work = trio.CancelScope()
         self._dirty = trio.Event()
         self._actors: trio.Nursery | None = None
@@ -404,7 +407,7 @@ class Engine:
         ref = self._refs[job]
         ref.attempt, ref.retry_if_cancelled = attempt, attempt.cancel
         if not job._confirmed:
-            self._unconfirmed.add(job)
+            self._to_confirm.append(job)
         return job
 
     def _retryable(self, index: int, code: int | None) -> bool:
@@ -447,7 +450,6 @@ class Engine:
 
     def _unobservable(self, job: Job, error: OqcError) -> None:
         ref = self._refs.pop(job)
-        self._unconfirmed.discard(job)
         self.unobserved.append((ref.logical, error))
         self.tally.unobserved += 1
         self.events.emit(
@@ -463,7 +465,7 @@ class Engine:
             if ref is None:
                 continue
             ref.attempt = self.journal.reserve(ref.logical.index, ticket.task_id, ticket.qpu_id)
-            self._unconfirmed.add(ticket.owner)
+            self._to_confirm.append(ticket.owner)
             if self.events.enabled:
                 self.events.emit("reserved", job=ref.logical.key, task_id=ticket.task_id)
         # Mandatory: the IDs are on disk before the submit request leaves. (Confirmations
@@ -473,7 +475,6 @@ class Engine:
 
     def _on_finished(self, job: Job) -> None:
         ref = self._refs.pop(job, None)
-        self._unconfirmed.discard(job)
         if ref is None:
             return
         logical = ref.logical
@@ -520,12 +521,16 @@ class Engine:
 
     # -- persistence -----------------------------------------------------------------------------
     def _note_confirmed(self) -> None:
-        confirmed = [job for job in self._unconfirmed if job._confirmed]
-        for job in confirmed:
-            self._unconfirmed.discard(job)
+        waiting = []
+        for job in self._to_confirm:
             ref = self._refs.get(job)
-            if ref is not None and ref.attempt is not None:
+            if ref is None or ref.attempt is None:
+                continue  # ended (its end record says more) or no longer ours
+            if job._confirmed:
                 self.journal.submitted(ref.attempt)
+            else:
+                waiting.append(job)
+        self._to_confirm = waiting
 
     async def _flush(self, *, note_confirmed: bool = True) -> None:
         if note_confirmed:
