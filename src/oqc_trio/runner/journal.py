@@ -433,10 +433,8 @@ class Journal:
         up, not here: closing stays cheap whatever the size of the batch.)"""
         try:
             if self._pending:
-                pending, self._pending = self._pending, []
-                data = "".join(pending).encode()
-                atomic_write(self.directory / f"seg-{self._next:08d}.jsonl", data)
-                self._next += 1
+                _, path, data = self._next_segment()
+                atomic_write(path, data)
         finally:
             with contextlib.suppress(OSError):
                 os.close(self._lock_fd)
@@ -499,20 +497,23 @@ class Journal:
             async with self._flush_lock:
                 if not self._pending:
                     return
-                pending, self._pending = self._pending, []
-                number, self._next = self._next, self._next + 1
-                data = "".join(pending).encode()
+                number, path, data = self._next_segment()
                 document = None
                 if self._compaction_due(len(data)):
                     # Taken now, before any await: exactly the records up to this segment.
                     document = self.state.state_document() | {"through": number}
-                path = self.directory / f"seg-{number:08d}.jsonl"
                 await trio.to_thread.run_sync(atomic_write, path, data)
                 self.flushes += 1
                 self._segment_count += 1
                 self._segment_bytes += len(data)
                 if document is not None:
                     await trio.to_thread.run_sync(self._compact, document)
+
+    def _next_segment(self) -> tuple[int, Path, bytes]:
+        """Take the pending records as the next segment: its number, path and content."""
+        pending, self._pending = self._pending, []
+        number, self._next = self._next, self._next + 1
+        return number, self.directory / f"seg-{number:08d}.jsonl", "".join(pending).encode()
 
     def _compaction_due(self, adding: int) -> bool:
         """Compact once the segments hold as many bytes as ``state.json`` and number 256 or

@@ -8,15 +8,15 @@ Files in the output directory:
   <each swept parameter>, register, bitstring, count``;
 - ``counts.h5``: a scipp ``DataGroup`` with one ``DataArray`` per classical register, dims
   ``(job, bit)``, the job's index, QPU, entry, shots and each swept parameter as coordinates
-  along ``job`` (needs the ``hdf5`` extra: h5py). Written with h5py directly, in the layout scipp's
-  ``save_hdf5`` gives it, so a run never imports scipp (through scipp for a scipp release
-  whose layout is not known here); ``scipp.io.load_hdf5`` reads it.
+  along ``job`` (needs the ``hdf5`` extra: h5py). Written with h5py directly, in the layout
+  scipp's ``save_hdf5`` gives it, so a run never imports scipp (through scipp for a scipp
+  release whose layout is not known here); ``scipp.io.load_hdf5`` reads it.
 
 The journal is the source of truth. CSV rows are appended only after the records they come
 from are on disk, and the whole CSV is rewritten from the journal when a run starts and ends
 (each job's lines formatted once and kept), so a crash never leaves duplicated or orphaned
-rows for long. The snapshot and HDF5 files are
-rewritten whole, at most as often as keeps their cost under ~5 % of the run.
+rows for long. The snapshot and HDF5 files are rewritten whole, at most as often as keeps
+their cost under ~5 % of the run.
 """
 
 from __future__ import annotations
@@ -156,23 +156,20 @@ class _CsvLines:
         """The lines of one completed job: one per register and bitstring."""
         lines: list[str] = []
         prefix = None
-        quoted = self._quoted
         for register, counts in register_counts(attempt.data):
             if prefix is None:
                 prefix = self._prefix(job)
-            head = f"{prefix},{quoted.get(register) or self._quote(register)},"
+            head = f"{prefix},{self._quote(register)},"
             lines += [
-                f"{head}{quoted.get(bitstring) or self._quote(bitstring)},{count}\n"
+                f"{head}{self._quote(bitstring)},{count}\n"
                 for bitstring, count in sorted(counts.items())
             ]
         return "".join(lines)
 
 
-def csv_text(state: JournalState, *, header: bool = True, only: Iterable[int] | None = None) -> str:
-    """The long CSV of every completed job (or only the ``only`` job indices)."""
-    indices = range(len(state.jobs)) if only is None else only
-    rows = "".join(csv_rows(state, indices).values())
-    return csv_header(state) + rows if header else rows
+def csv_text(state: JournalState) -> str:
+    """The long CSV of every completed job, header first."""
+    return csv_header(state) + "".join(csv_rows(state, range(len(state.jobs))).values())
 
 
 def csv_header(state: JournalState) -> str:
@@ -315,7 +312,6 @@ def snapshot_pieces(state: JournalState) -> Iterator[str]:
     configs = [
         f'"config_json": {string(c.json)}, "config_type": {encode(c.type)}' for c in state.configs
     ]
-    quoted: dict[str, str] = {}
     seconds: dict[float, str] = {}
     yield '{"schema_version": "1", "snapshot_kind": "composite", "jobs": ['
     separator = ""
@@ -336,19 +332,18 @@ def snapshot_pieces(state: JournalState) -> Iterator[str]:
                 )
             else:
                 continue
-            qpu = quoted.get(attempt.qpu) or quoted.setdefault(attempt.qpu, string(attempt.qpu))
             history.append(
-                f'{{"qpu_id": {qpu}, "task_id": {task_id}, "program": {program}, '
+                f'{{"qpu_id": {string(attempt.qpu)}, "task_id": {task_id}, "program": {program}, '
                 f'"received": {_received_json(attempt.ended, seconds)}, {config}, '
                 f'"timings": null, "metrics": null, "metadata": null, {tail}'
             )
         if attempts:
             latest = attempts[-1]
             state_name = _STATE_OF.get(latest.state, latest.state)
-            qpu = quoted.get(latest.qpu) or quoted.setdefault(latest.qpu, string(latest.qpu))
+            qpu = string(latest.qpu)
         else:
             state_name = "CREATED"
-            qpu = quoted.get(job.qpu) or quoted.setdefault(job.qpu, string(job.qpu))
+            qpu = string(job.qpu)
         last = history[-1] if history else "null"
         yield (
             f'{separator}{{"schema_version": "1", "snapshot_kind": "job", "program": {program}, '
@@ -638,7 +633,6 @@ class ResultWriter:
         self.out.mkdir(parents=True, exist_ok=True)
         self._last_checkpoint = trio.current_time()
         if "csv" in self.formats:
-            self._csv = csv_rows(self.state, range(len(self.state.jobs)))
             await trio.to_thread.run_sync(self._write_csv, self.state)
 
     def add(self, index: int) -> None:
