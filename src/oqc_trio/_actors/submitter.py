@@ -2,10 +2,13 @@
 size-bounded batches, IDs first.
 
 Per QPU: ``POST /tasks`` reserves task IDs, an optional hook persists them (the runner's
-journal), then ``POST /tasks/submit`` sends the tasks carrying those IDs. A submit that fails
-ambiguously (timeout, connection lost, 5xx/429 after the IDs exist) is *reconciled*: the
-server is asked about each ID and only the ones it reports as never submitted (CREATED) are
-sent again. A task the server may already hold is never sent twice (official weakness #8).
+journal), then ``POST /tasks/submit`` sends the tasks carrying those IDs. One reservation
+covers a *block* of up to 8 submit chunks (1,000 tasks): a journaling caller then writes one
+durable record per block, not one per ~100 KB chunk (the official SDK reserves per chunk).
+A submit that fails ambiguously (timeout, connection lost, 5xx/429 after the IDs exist) is
+*reconciled*: the server is asked about each ID and only the ones it reports as never
+submitted (CREATED) are sent again. A task the server may already hold is never sent twice
+(official weakness #8).
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ import itertools
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence, Sized
+from typing import Any, TypeVar
 
 import attrs
 import trio
@@ -32,13 +35,36 @@ from ..exceptions import (
     TransportError,
 )
 
-__all__ = ["SubmitTicket", "Submitter"]
+__all__ = ["RESERVE_MAX_CHUNKS", "RESERVE_MAX_TASKS", "SubmitTicket", "Submitter", "blocks"]
 
 log = logging.getLogger("oqc_trio.submit")
 
 _TRANSIENT = (TransportError, ConnectionFailureException)
 _GATHER_ROUNDS = 3
 _MAX_BATCH = 50_000
+# One ID reservation covers at most this many tasks and submit chunks. The chunk cap bounds
+# the encoded bodies held while a block is submitted (8 x 128 KB); the task cap keeps the
+# reservation's request and answer small (a v4 body repeats the QPU and tag per task).
+RESERVE_MAX_TASKS = 1000
+RESERVE_MAX_CHUNKS = 8
+
+_C = TypeVar("_C", bound=Sized)
+
+
+def blocks(chunks: Iterable[_C]) -> Iterator[list[_C]]:
+    """Group consecutive submit chunks into reservation blocks (what one ``POST /tasks``
+    covers): up to :data:`RESERVE_MAX_CHUNKS` chunks and :data:`RESERVE_MAX_TASKS` tasks,
+    or a single larger chunk. Lazy, like the chunks it reads."""
+    block: list[_C] = []
+    tasks = 0
+    for chunk in chunks:
+        if block and (tasks + len(chunk) > RESERVE_MAX_TASKS or len(block) == RESERVE_MAX_CHUNKS):
+            yield block
+            block, tasks = [], 0
+        block.append(chunk)
+        tasks += len(chunk)
+    if block:
+        yield block
 
 
 @attrs.define(eq=False)
@@ -141,10 +167,11 @@ class Submitter:
                 for ticket in batch:
                     groups[(ticket.qpu_id, ticket.task_base)].append(ticket)
                 for tickets in groups.values():
-                    for chunk in self._chunks(tickets):
-                        # Encode the next chunk only once a submission slot is free.
-                        await self._slots.acquire()
-                        nursery.start_soon(self._settle_chunk, chunk)
+                    for block in blocks(self._chunks(tickets)):
+                        reservation = _Reservation(block)
+                        for chunk in block:
+                            await self._slots.acquire()
+                            nursery.start_soon(self._settle_chunk, chunk, reservation)
 
     def _chunks(self, tickets: list[SubmitTicket]) -> Iterator[list[SubmitTicket]]:
         """Encode tickets one by one into size-bounded chunks; a task too large to be sent
@@ -158,9 +185,9 @@ class Submitter:
                 ticket.encoded = encoded
             yield [ticket for ticket, _ in chunk]
 
-    async def _settle_chunk(self, tickets: list[SubmitTicket]) -> None:
+    async def _settle_chunk(self, tickets: list[SubmitTicket], reservation: _Reservation) -> None:
         try:
-            await self._submit_chunk(tickets)
+            await self._submit_chunk(tickets, reservation)
         except _TRANSIENT:
             # Out of time while the outcome is unknown: the tickets keep their reserved IDs,
             # unconfirmed, and the next execute reconciles them. Never a task failure.
@@ -193,14 +220,13 @@ class Submitter:
             raise exc
         await trio.sleep(delay)
 
-    async def _submit_chunk(self, tickets: list[SubmitTicket]) -> None:
-        qpu_id, base = tickets[0].qpu_id, tickets[0].task_base
-        pending = await self._reconcile([t for t in tickets if t.task_id is not None])
-        # A ticket whose actor has left (cancelled) gets no new ID: nobody would record it.
-        fresh = [t for t in tickets if t.task_id is None and not t.abandoned]
-        if fresh:
-            await self._reserve(qpu_id, base, fresh)
-            pending.extend(fresh)
+    async def _submit_chunk(self, tickets: list[SubmitTicket], reservation: _Reservation) -> None:
+        base = tickets[0].task_base
+        pending = await self._reconcile([t for t in tickets if reservation.held_before(t)])
+        await reservation.reserve(self)
+        # A ticket whose actor has left (cancelled) is not sent: nobody would follow it. If
+        # its ID was reserved, the job holds it unconfirmed, and the next call reconciles it.
+        pending.extend(t for t in tickets if reservation.reserved(t) and not t.abandoned)
         attempt = 0
         while pending:
             body = _wire.submit_body(
@@ -301,6 +327,52 @@ class Submitter:
             unsent.append(ticket)
         else:
             self._confirm([ticket])
+
+
+class _Reservation:
+    """The task IDs of one block of chunks, reserved once by whichever chunk comes first.
+
+    Tickets that already held an ID when the block was formed (from an earlier call) are
+    reconciled by their chunk instead. A failed reservation fails every chunk of the block
+    the same way, as each chunk's own reservation would have.
+    """
+
+    __slots__ = ("_error", "_fresh", "_held", "_lock", "_qpu", "done")
+
+    def __init__(self, block: list[list[SubmitTicket]]) -> None:
+        self._held = {t for chunk in block for t in chunk if t.task_id is not None}
+        self._fresh = [t for chunk in block for t in chunk if t.task_id is None]
+        self._qpu = (block[0][0].qpu_id, block[0][0].task_base)
+        self._lock = trio.Lock()
+        self._error: BaseException | None = None
+        self.done = False
+
+    def held_before(self, ticket: SubmitTicket) -> bool:
+        """The ticket had an ID from an earlier call (its task may exist: reconcile)."""
+        return ticket in self._held
+
+    def reserved(self, ticket: SubmitTicket) -> bool:
+        """The ticket got its ID from this reservation."""
+        return ticket.task_id is not None and ticket not in self._held
+
+    async def reserve(self, submitter: Submitter) -> None:
+        """Reserve the block's IDs (once; later callers wait for it or see its error)."""
+        async with self._lock:
+            if self._error is not None:
+                raise self._error
+            if self.done:
+                return
+            # A ticket whose actor has left by now gets no ID: nobody would record it.
+            fresh = [t for t in self._fresh if not t.abandoned]
+            try:
+                if fresh:
+                    await submitter._reserve(*self._qpu, fresh)
+            except BaseException as exc:
+                if not isinstance(exc, trio.Cancelled):
+                    self._error = exc
+                raise
+            self.done = True
+            self._fresh = []
 
 
 def _refuse(ticket: SubmitTicket, error: RequestTooLarge) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 
+from .._actors.submitter import RESERVE_MAX_CHUNKS, RESERVE_MAX_TASKS, blocks
 from .._wire import MAX_REQUEST_BYTES
 from .engine import ServerFailure, check_against_server, connect, server_meta
 from .expand import ExpandedBatch, LogicalJob
@@ -47,14 +48,18 @@ def count_qubits(program: str) -> int | None:
     return declared or None
 
 
-def _chunks(jobs: list[LogicalJob], batch: ExpandedBatch) -> int:
+def _chunks(jobs: list[LogicalJob], batch: ExpandedBatch) -> list[int]:
+    """The number of tasks in each submit chunk (an estimate of the submitter's sizes)."""
     limit = MAX_REQUEST_BYTES - 2048
-    chunks, used = 0, limit
+    chunks: list[int] = []
+    used = limit
     for job in jobs:
         size = len(job.program.encode()) + len(batch.configs[job.config].json) + _TASK_ENVELOPE
         if used + size > limit:
-            chunks, used = chunks + 1, 0
+            chunks.append(0)
+            used = 0
         used += size
+        chunks[-1] += 1
     return chunks
 
 
@@ -76,12 +81,14 @@ def describe_plan(batch: ExpandedBatch) -> str:
     lines.append(f"{'qpu':<28} {'jobs':>8} {'chunks':>7} {'requests >=':>12}")
     for qpu, jobs in sorted(by_qpu.items()):
         chunks = _chunks(jobs, batch)
-        estimate = 2 * chunks + len(jobs)
+        reservations = sum(1 for _ in blocks([range(n) for n in chunks]))
+        estimate = len(chunks) + reservations + len(jobs)
         requests += estimate
-        lines.append(f"{qpu:<28} {len(jobs):>8,} {chunks:>7,} {estimate:>12,}")
+        lines.append(f"{qpu:<28} {len(jobs):>8,} {len(chunks):>7,} {estimate:>12,}")
     lines.append(
-        f"at least {requests:,} HTTP requests (IDs and tasks per chunk of <= 128 KB, then one "
-        "status request per job or more while queued)"
+        f"at least {requests:,} HTTP requests (tasks per chunk of <= 128 KB, IDs per "
+        f"{RESERVE_MAX_CHUNKS} chunks or {RESERVE_MAX_TASKS:,} tasks, then one status request "
+        "per job or more while queued)"
     )
     limits = batch.spec.limits
     if limits.deadline:

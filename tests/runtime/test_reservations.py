@@ -1,0 +1,115 @@
+"""Task IDs are reserved per block of submit chunks: one ``POST /tasks`` (and one call of the
+reservation hook, so one journal flush in the runner) for up to 8 chunks or 1,000 tasks, and
+every ID reaches the hook before the submit request that carries it is sent."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+from faults import FaultyTransport
+from hypothesis import given
+from hypothesis import strategies as st
+from runtime_support import BELL, FAST_POLL, config, counters, open_emulator
+
+from oqc_trio._actors.submitter import RESERVE_MAX_CHUNKS, RESERVE_MAX_TASKS, blocks
+from oqc_trio._actors.supervisor import drive
+from oqc_trio.client import OqcSdk
+from oqc_trio.job import JobState
+
+
+@given(st.lists(st.integers(min_value=1, max_value=1500), max_size=60))
+def test_blocks_keep_order_and_caps(sizes: list[int]) -> None:
+    chunks = [list(range(n)) for n in sizes]
+    grouped = list(blocks(iter(chunks)))
+    assert [c for block in grouped for c in block] == chunks
+    for block in grouped:
+        assert 1 <= len(block) <= RESERVE_MAX_CHUNKS
+        # Over the task cap only when a single chunk is larger than the cap.
+        assert sum(map(len, block)) <= RESERVE_MAX_TASKS or len(block) == 1
+    # Greedy: a block was closed only because the next chunk would not fit in it.
+    for block, following in itertools.pairwise(grouped):
+        assert (
+            len(block) == RESERVE_MAX_CHUNKS
+            or sum(map(len, block)) + len(following[0]) > RESERVE_MAX_TASKS
+        )
+
+
+def _padded(i: int) -> str:
+    # ~1 KB per task: ~100 tasks per 128 KB submit chunk, so 2,500 jobs make ~25 chunks.
+    return BELL.replace("h q[0];", f"h q[0];\n// job {i} {'x' * 900}")
+
+
+class _Recorder:
+    """Sees every request before it is sent (through a forwarding transport)."""
+
+    def __init__(self) -> None:
+        self.reserved: set[str] = set()
+        self.hook_sizes: list[int] = []
+        self.sent_unreserved: list[str] = []
+        self.submits = 0
+
+    def decide(self, request: httpx.Request) -> None:
+        if request.url.path.endswith("/tasks/submit"):
+            self.submits += 1
+            ids = [task["task_id"] for task in json.loads(request.content)["tasks"]]
+            self.sent_unreserved.extend(i for i in ids if i not in self.reserved)
+        return None
+
+    async def on_reserved(self, tickets: Sequence[Any]) -> None:
+        self.hook_sizes.append(len(tickets))
+        self.reserved.update(t.task_id for t in tickets)
+
+
+async def test_one_reservation_per_block_and_ids_journaled_first() -> None:
+    recorder = _Recorder()
+    faults = FaultyTransport(recorder.decide)
+    async with open_emulator(config(), executor="instant") as emu:
+        async with OqcSdk(
+            emu.url,
+            authentication_token=emu.token,
+            poll_policy=FAST_POLL,
+            transport_factory=lambda: faults,
+        ) as sdk:
+            qpu = (await sdk.list_qpus())[0]["id"]
+            jobs = [sdk.create_job(program=_padded(i), qpu_id=qpu) for i in range(2500)]
+            errors = await drive(jobs, sdk._runtime(), on_reserved=recorder.on_reserved)
+            assert errors == []
+            assert all(job.state is JobState.COMPLETED for job in jobs)
+            requests = sdk.statistics().requests
+            stats = await counters(emu)
+    assert recorder.sent_unreserved == []
+    assert sum(recorder.hook_sizes) == 2500
+    assert max(recorder.hook_sizes) <= RESERVE_MAX_TASKS
+    # One ID request per hook call, and several chunks per reservation.
+    assert requests["create_ids"] == len(recorder.hook_sizes)
+    assert recorder.submits == requests["submit"] >= 2 * len(recorder.hook_sizes)
+    assert len(recorder.hook_sizes) <= 2500 // RESERVE_MAX_TASKS + 3
+    assert len(stats["submissions"]) == 2500 and stats["duplicate_submissions"] == {}
+
+
+async def test_refused_reservation_fails_every_job_of_the_block() -> None:
+    class Refusing(FaultyTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if request.method == "POST" and request.url.path.endswith("/tasks"):
+                return httpx.Response(400, json={"response": {"errors": ["no IDs for you"]}})
+            return await super().handle_async_request(request)
+
+    async with open_emulator(config(), executor="instant") as emu:
+        async with OqcSdk(
+            emu.url,
+            authentication_token=emu.token,
+            poll_policy=FAST_POLL,
+            transport_factory=lambda: Refusing(lambda _: None),
+        ) as sdk:
+            qpu = (await sdk.list_qpus())[0]["id"]
+            jobs = [sdk.create_job(program=_padded(i), qpu_id=qpu) for i in range(300)]
+            await drive(jobs, sdk._runtime())
+            stats = await counters(emu)
+    assert {job.state for job in jobs} == {JobState.FAILED}
+    assert {job.error.error_code for job in jobs if job.error} == {400}
+    assert all(job.task_id is None for job in jobs)
+    assert stats["submissions"] == {}
