@@ -59,10 +59,12 @@ def test_sigkill_at_random_points_then_resume_submits_each_task_once(tmp_path: P
     with emulator_process(tmp_path, execution_time_s=0.002) as emulator:
         batch = sweep_batch(tmp_path / "batch.toml", emulator.url, points=POINTS)
         events = tmp_path / "events.jsonl"
+        # IDs are reserved ~900 at a time (a block of submit chunks): the first runs reserve
+        # them all, so the mid-submission kill comes first, while IDs are still to reserve.
         plan = [
-            ("start", 1, 0.0),  # during ID creation
+            ("reserved", rng.randint(1, 900), 0.0),  # mid-submission of the first block
+            ("start", 1, 0.0),  # during reconciliation or ID creation
             ("start", 1, rng.uniform(0.0, 0.03)),  # during ID creation or submission
-            ("reserved", rng.randint(1, 900), 0.0),  # mid-submission
             ("completed", rng.randint(100, 700), 0.0),  # mid-polling
             ("start", 1, rng.uniform(0.1, 1.0)),  # anywhere
         ]
