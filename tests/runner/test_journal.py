@@ -10,7 +10,7 @@ import pytest
 import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from runner_support import QPU_A, RX
+from runner_support import BELL, QPU_A, QPU_B, RX
 
 from oqc_trio.runner import journal as journal_module
 from oqc_trio.runner.expand import ExpandedBatch, expand_text
@@ -63,6 +63,39 @@ async def test_records_survive_a_reopen(tmp_path: Path) -> None:
         assert again.reserve(0, "44444444-4444-4444-4444-444444444444", QPU_A).n == 3
     finally:
         again.close()
+
+
+def test_batch_json_holds_the_jobs_by_field_and_reads_them_back(tmp_path: Path) -> None:
+    batch = expand_text(
+        f'[[jobs]]\nname = "a"\nqpu = ["{QPU_A}", "{QPU_B}"]\nshots = [10, 20]\ntag = "t"\n'
+        f'program = """{RX}"""\nparams.theta = [0.5, "x", 2]\n'
+        f'[[jobs]]\nname = "b"\nqpu = "{QPU_A}"\nprogram = """{BELL}"""\n',
+        "b.toml",
+    )
+    Journal.open(tmp_path, batch, SERVER).close()
+    stored = json.loads((journal_dir(tmp_path) / "batch.json").read_text())
+    assert stored["version"] == 2
+    assert set(stored["jobs"]) == {f.name for f in attrs.fields(type(batch.jobs[0]))} - {"index"}
+    assert read_journal(tmp_path).jobs == batch.jobs
+
+
+def test_a_version_1_journal_is_still_read(tmp_path: Path) -> None:
+    batch = _batch()
+    journal = Journal.open(tmp_path, batch, SERVER)
+    journal.reserve(1, "11111111-1111-1111-1111-111111111111", QPU_A)
+    journal.close()
+    path = journal_dir(tmp_path) / "batch.json"
+    stored = json.loads(path.read_text())
+    stored["version"] = 1
+    stored["jobs"] = [attrs.asdict(job) for job in batch.jobs]  # one object per job
+    path.write_text(json.dumps(stored))
+    state = read_journal(tmp_path)
+    assert state.jobs == batch.jobs
+    assert [a.id for a in state.attempts[1]] == ["11111111-1111-1111-1111-111111111111"]
+    stored["version"] = 3
+    path.write_text(json.dumps(stored))
+    with pytest.raises(JournalError, match="version 1 or 2"):
+        read_journal(tmp_path)
 
 
 async def test_unflushed_records_are_lost_but_nothing_else(tmp_path: Path) -> None:
