@@ -15,7 +15,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from runtime_support import BELL, FAST_POLL, config, counters, open_emulator
 
-from oqc_trio._actors.submitter import RESERVE_MAX_CHUNKS, RESERVE_MAX_TASKS, blocks
+from oqc_trio import _wire
+from oqc_trio._actors.submitter import (
+    RESERVE_MAX_CHUNKS,
+    RESERVE_MAX_TASKS,
+    Submitter,
+    SubmitTicket,
+    blocks,
+)
 from oqc_trio._actors.supervisor import drive
 from oqc_trio.client import OqcSdk
 from oqc_trio.job import JobState
@@ -113,3 +120,38 @@ async def test_refused_reservation_fails_every_job_of_the_block() -> None:
     assert {job.error.error_code for job in jobs if job.error} == {400}
     assert all(job.task_id is None for job in jobs)
     assert stats["submissions"] == {}
+
+
+class _Answer:
+    def __init__(self, payload: Any) -> None:
+        self._payload = payload
+
+    def json(self) -> Any:
+        return self._payload
+
+
+async def test_a_v4_reservation_too_large_for_one_body_is_split() -> None:
+    """A v4 ID request names the QPU once per ID: with a long QPU ID, 1,000 IDs would not fit
+    in one body. The IDs are asked in as many requests as fit, and journaled at once."""
+    qpu = "qpu:" + "q" * 200
+    api = _wire.Api("http://127.0.0.1:1", _wire.Dialect.V4)
+    bodies: list[int] = []
+    issued = iter(range(10**6))
+
+    async def send(request: _wire.Request, *, deadline: float) -> _Answer:
+        bodies.append(len(request.body or b""))
+        count = len(json.loads(request.body or b"")["tasks"])
+        fresh = [f"00000000-0000-0000-0000-{next(issued):012d}" for _ in range(count)]
+        return _Answer({"tasks": fresh})
+
+    hooked: list[list[str | None]] = []
+
+    async def on_reserved(tickets: Sequence[SubmitTicket]) -> None:
+        hooked.append([t.task_id for t in tickets])
+
+    submitter = Submitter(send, api, max_body_bytes=20_000, on_reserved=on_reserved)
+    tickets = [SubmitTicket(qpu_id=qpu, task_base=None, encode=lambda: b"{}") for _ in range(300)]
+    await submitter._reserve(qpu, None, tickets)
+    assert len(bodies) > 1 and max(bodies) <= 20_000
+    assert [t.task_id for t in tickets] == [f"00000000-0000-0000-0000-{i:012d}" for i in range(300)]
+    assert hooked == [[t.task_id for t in tickets]]  # one hook call for the whole block
