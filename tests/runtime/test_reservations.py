@@ -98,28 +98,64 @@ async def test_one_reservation_per_block_and_ids_journaled_first() -> None:
     assert len(stats["submissions"]) == 2500 and stats["duplicate_submissions"] == {}
 
 
-async def test_refused_reservation_fails_every_job_of_the_block() -> None:
-    class Refusing(FaultyTransport):
-        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-            if request.method == "POST" and request.url.path.endswith("/tasks"):
-                return httpx.Response(400, json={"response": {"errors": ["no IDs for you"]}})
-            return await super().handle_async_request(request)
+class _RefusingIds(FaultyTransport):
+    """Answers ``status`` to every ID request asking for more than ``above`` IDs."""
 
+    def __init__(self, status: int, above: int = 0) -> None:
+        super().__init__(lambda _: None)
+        self.status, self.above = status, above
+        self.id_requests: list[int] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path.endswith("/tasks"):
+            count = json.loads(request.content)["task_count"]
+            self.id_requests.append(count)
+            if count > self.above:
+                return httpx.Response(self.status, json={"response": {"errors": ["no IDs"]}})
+        return await super().handle_async_request(request)
+
+
+async def test_a_server_refusing_large_reservations_gets_one_per_chunk() -> None:
+    """The service's limit on IDs per request is not documented: a block refused as too large
+    (400, 413, 422) falls back to one reservation per chunk, the official SDK's size."""
+    faults = _RefusingIds(422, above=200)
     async with open_emulator(config(), executor="instant") as emu:
         async with OqcSdk(
             emu.url,
             authentication_token=emu.token,
             poll_policy=FAST_POLL,
-            transport_factory=lambda: Refusing(lambda _: None),
+            transport_factory=lambda: faults,
+        ) as sdk:
+            qpu = (await sdk.list_qpus())[0]["id"]
+            jobs = [sdk.create_job(program=_padded(i), qpu_id=qpu) for i in range(1500)]
+            assert await drive(jobs, sdk._runtime()) == []
+            stats = await counters(emu)
+    assert all(job.state is JobState.COMPLETED for job in jobs)
+    assert len(stats["submissions"]) == 1500 and stats["duplicate_submissions"] == {}
+    refused = [n for n in faults.id_requests if n > 200]
+    granted = [n for n in faults.id_requests if n <= 200]
+    assert len(refused) == 1  # then one reservation per chunk for the rest of the call
+    assert sum(granted) == 1500 and len(granted) >= 10
+
+
+async def test_refused_reservation_fails_every_job_of_the_block() -> None:
+    faults = _RefusingIds(409)
+    async with open_emulator(config(), executor="instant") as emu:
+        async with OqcSdk(
+            emu.url,
+            authentication_token=emu.token,
+            poll_policy=FAST_POLL,
+            transport_factory=lambda: faults,
         ) as sdk:
             qpu = (await sdk.list_qpus())[0]["id"]
             jobs = [sdk.create_job(program=_padded(i), qpu_id=qpu) for i in range(300)]
             await drive(jobs, sdk._runtime())
             stats = await counters(emu)
     assert {job.state for job in jobs} == {JobState.FAILED}
-    assert {job.error.error_code for job in jobs if job.error} == {400}
+    assert {job.error.error_code for job in jobs if job.error} == {409}
     assert all(job.task_id is None for job in jobs)
     assert stats["submissions"] == {}
+    assert len(faults.id_requests) == 1  # a conflict is not about size: no retry per chunk
 
 
 class _Answer:

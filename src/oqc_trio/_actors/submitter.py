@@ -47,6 +47,7 @@ _MAX_BATCH = 50_000
 # reservation's request and answer small (a v4 body repeats the QPU and tag per task).
 RESERVE_MAX_TASKS = 1000
 RESERVE_MAX_CHUNKS = 8
+_SIZE_REFUSALS = frozenset({400, 413, 422})
 
 _C = TypeVar("_C", bound=Sized)
 
@@ -145,6 +146,8 @@ class Submitter:
         self._inbox_send, self._inbox = trio.open_memory_channel[SubmitTicket](float("inf"))
         self._order = itertools.count()
         self.requests = 0
+        # Set once the server refused a reservation for a whole block as too large.
+        self.reserve_per_chunk = False
 
     def enqueue(self, ticket: SubmitTicket) -> None:
         """Queue a ticket; its actor then waits with :meth:`SubmitTicket.wait_settled`."""
@@ -168,7 +171,7 @@ class Submitter:
                     groups[(ticket.qpu_id, ticket.task_base)].append(ticket)
                 for tickets in groups.values():
                     for block in blocks(self._chunks(tickets)):
-                        reservation = _Reservation(block)
+                        reservation = _Reservation(block, per_chunk=self.reserve_per_chunk)
                         for chunk in block:
                             await self._slots.acquire()
                             nursery.start_soon(self._settle_chunk, chunk, reservation)
@@ -223,7 +226,7 @@ class Submitter:
     async def _submit_chunk(self, tickets: list[SubmitTicket], reservation: _Reservation) -> None:
         base = tickets[0].task_base
         pending = await self._reconcile([t for t in tickets if reservation.held_before(t)])
-        await reservation.reserve(self)
+        await reservation.reserve(self, tickets)
         # A ticket whose actor has left (cancelled) is not sent: nobody would follow it. If
         # its ID was reserved, the job holds it unconfirmed, and the next call reconciles it.
         pending.extend(t for t in tickets if reservation.reserved(t) and not t.abandoned)
@@ -341,17 +344,21 @@ class _Reservation:
 
     Tickets that already held an ID when the block was formed (from an earlier call) are
     reconciled by their chunk instead. A failed reservation fails every chunk of the block
-    the same way, as each chunk's own reservation would have.
+    the same way, as each chunk's own reservation would have; except that a server refusing
+    the size of the request (400, 413, 422: its limit on IDs per request is not documented)
+    makes each chunk reserve its own IDs, as the official SDK does.
     """
 
-    __slots__ = ("_error", "_fresh", "_held", "_lock", "_qpu", "done")
+    __slots__ = ("_error", "_fresh", "_held", "_lock", "_per_chunk", "_qpu", "_several", "done")
 
-    def __init__(self, block: list[list[SubmitTicket]]) -> None:
+    def __init__(self, block: list[list[SubmitTicket]], *, per_chunk: bool = False) -> None:
         self._held = {t for chunk in block for t in chunk if t.task_id is not None}
         self._fresh = [t for chunk in block for t in chunk if t.task_id is None]
         self._qpu = (block[0][0].qpu_id, block[0][0].task_base)
+        self._several = len(block) > 1
         self._lock = trio.Lock()
         self._error: BaseException | None = None
+        self._per_chunk = per_chunk
         self.done = False
 
     def held_before(self, ticket: SubmitTicket) -> bool:
@@ -362,24 +369,44 @@ class _Reservation:
         """The ticket got its ID from this reservation."""
         return ticket.task_id is not None and ticket not in self._held
 
-    async def reserve(self, submitter: Submitter) -> None:
-        """Reserve the block's IDs (once; later callers wait for it or see its error)."""
+    async def reserve(self, submitter: Submitter, chunk: list[SubmitTicket]) -> None:
+        """Make sure ``chunk``'s tickets have their IDs: the block's reservation, made once
+        (later callers wait for it or see its error), or the chunk's own after a refusal."""
         async with self._lock:
             if self._error is not None:
                 raise self._error
-            if self.done:
-                return
-            # A ticket whose actor has left by now gets no ID: nobody would record it.
-            fresh = [t for t in self._fresh if not t.abandoned]
-            try:
-                if fresh:
-                    await submitter._reserve(*self._qpu, fresh)
-            except BaseException as exc:
-                if not isinstance(exc, trio.Cancelled):
-                    self._error = exc
-                raise
-            self.done = True
-            self._fresh = []
+            if not self.done and not self._per_chunk:
+                # A ticket whose actor has left by now gets no ID: nobody would record it.
+                fresh = [t for t in self._fresh if not t.abandoned]
+                try:
+                    if fresh:
+                        await submitter._reserve(*self._qpu, fresh)
+                except ServerException as exc:
+                    if not (self._several and _refuses_size(exc)):
+                        self._error = exc
+                        raise
+                    log.warning(
+                        "ID reservation for %d tasks refused (%s): per chunk from now on",
+                        len(fresh),
+                        exc,
+                    )
+                    self._per_chunk = submitter.reserve_per_chunk = True
+                except BaseException as exc:
+                    if not isinstance(exc, trio.Cancelled):
+                        self._error = exc
+                    raise
+                else:
+                    self.done = True
+                    self._fresh = []
+        if self._per_chunk:
+            fresh = [t for t in chunk if t.task_id is None and not t.abandoned]
+            if fresh:
+                await submitter._reserve(*self._qpu, fresh)
+
+
+def _refuses_size(error: ServerException) -> bool:
+    """A refusal that a smaller request might not get (not an authentication failure)."""
+    return not isinstance(error, AuthenticationError) and error.server_error_code in _SIZE_REFUSALS
 
 
 def _refuse(ticket: SubmitTicket, error: RequestTooLarge) -> None:
