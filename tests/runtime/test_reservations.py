@@ -1,6 +1,7 @@
 """Task IDs are reserved per block of submit chunks: one ``POST /tasks`` (and one call of the
 reservation hook, so one journal flush in the runner) for up to 8 chunks or 1,000 tasks, and
-every ID reaches the hook before the submit request that carries it is sent."""
+every ID reaches the hook before the submit request that carries it is sent. A request too
+large for one body is split; a server refusing a block's size gets one request per chunk."""
 
 from __future__ import annotations
 
