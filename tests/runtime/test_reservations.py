@@ -72,9 +72,11 @@ class _Recorder:
         self.reserved.update(t.task_id for t in tickets)
 
 
-async def test_one_reservation_per_block_and_ids_journaled_first() -> None:
-    recorder = _Recorder()
-    faults = FaultyTransport(recorder.decide)
+async def _drive_padded(
+    faults: FaultyTransport, count: int, on_reserved: Any = None
+) -> tuple[list[Any], list[Any], dict[str, int], dict[str, Any]]:
+    """Drive ``count`` ~1 KB jobs on an emulator through ``faults``: the jobs, the errors
+    ``drive`` returned, the SDK's request counts and the emulator's counters."""
     async with open_emulator(config(), executor="instant") as emu:
         async with OqcSdk(
             emu.url,
@@ -83,12 +85,18 @@ async def test_one_reservation_per_block_and_ids_journaled_first() -> None:
             transport_factory=lambda: faults,
         ) as sdk:
             qpu = (await sdk.list_qpus())[0]["id"]
-            jobs = [sdk.create_job(program=_padded(i), qpu_id=qpu) for i in range(2500)]
-            errors = await drive(jobs, sdk._runtime(), on_reserved=recorder.on_reserved)
-            assert errors == []
-            assert all(job.state is JobState.COMPLETED for job in jobs)
-            requests = sdk.statistics().requests
-            stats = await counters(emu)
+            jobs = [sdk.create_job(program=_padded(i), qpu_id=qpu) for i in range(count)]
+            errors = await drive(jobs, sdk._runtime(), on_reserved=on_reserved)
+            return jobs, errors, sdk.statistics().requests, await counters(emu)
+
+
+async def test_one_reservation_per_block_and_ids_journaled_first() -> None:
+    recorder = _Recorder()
+    jobs, errors, requests, stats = await _drive_padded(
+        FaultyTransport(recorder.decide), 2500, recorder.on_reserved
+    )
+    assert errors == []
+    assert all(job.state is JobState.COMPLETED for job in jobs)
     assert recorder.sent_unreserved == []
     assert sum(recorder.hook_sizes) == 2500
     assert max(recorder.hook_sizes) <= RESERVE_MAX_TASKS
@@ -120,17 +128,8 @@ async def test_a_server_refusing_large_reservations_gets_one_per_chunk() -> None
     """The service's limit on IDs per request is not documented: a block refused as too large
     (400, 413, 422) falls back to one reservation per chunk, the official SDK's size."""
     faults = _RefusingIds(422, above=200)
-    async with open_emulator(config(), executor="instant") as emu:
-        async with OqcSdk(
-            emu.url,
-            authentication_token=emu.token,
-            poll_policy=FAST_POLL,
-            transport_factory=lambda: faults,
-        ) as sdk:
-            qpu = (await sdk.list_qpus())[0]["id"]
-            jobs = [sdk.create_job(program=_padded(i), qpu_id=qpu) for i in range(1500)]
-            assert await drive(jobs, sdk._runtime()) == []
-            stats = await counters(emu)
+    jobs, errors, _, stats = await _drive_padded(faults, 1500)
+    assert errors == []
     assert all(job.state is JobState.COMPLETED for job in jobs)
     assert len(stats["submissions"]) == 1500 and stats["duplicate_submissions"] == {}
     refused = [n for n in faults.id_requests if n > 200]
@@ -141,17 +140,7 @@ async def test_a_server_refusing_large_reservations_gets_one_per_chunk() -> None
 
 async def test_refused_reservation_fails_every_job_of_the_block() -> None:
     faults = _RefusingIds(409)
-    async with open_emulator(config(), executor="instant") as emu:
-        async with OqcSdk(
-            emu.url,
-            authentication_token=emu.token,
-            poll_policy=FAST_POLL,
-            transport_factory=lambda: faults,
-        ) as sdk:
-            qpu = (await sdk.list_qpus())[0]["id"]
-            jobs = [sdk.create_job(program=_padded(i), qpu_id=qpu) for i in range(300)]
-            await drive(jobs, sdk._runtime())
-            stats = await counters(emu)
+    jobs, _, _, stats = await _drive_padded(faults, 300)
     assert {job.state for job in jobs} == {JobState.FAILED}
     assert {job.error.error_code for job in jobs if job.error} == {409}
     assert all(job.task_id is None for job in jobs)
