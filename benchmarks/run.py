@@ -803,6 +803,10 @@ def scenario_runner(args: argparse.Namespace) -> dict[str, Any]:
             # apart from the snapshot, CSV and HDF5 outputs.
             journal_only = work / "journal-only.toml"
             journal_only.write_text(batch.read_text() + "\n[output]\nformats = []\n")
+            # And without counts.h5 alone: HDF5 is the one format with a fixed cost (importing
+            # numpy and h5py), so each format's share of the overhead shows in one run.
+            no_hdf5 = work / "no-hdf5.toml"
+            no_hdf5.write_text(batch.read_text() + '\n[output]\nformats = ["snapshot", "csv"]\n')
 
             def runner(batch: Path = batch, client: str = "runner") -> dict[str, Any]:
                 out_dir = work / f"out-{next(counter)}"
@@ -856,6 +860,12 @@ def scenario_runner(args: argparse.Namespace) -> dict[str, Any]:
 
             groups = [
                 Group("runner", "oqc-run batch.toml", n, runner),
+                Group(
+                    "runner-no-hdf5",
+                    'oqc-run, snapshot and CSV only (formats = ["snapshot", "csv"])',
+                    n,
+                    lambda: runner(no_hdf5, "runner-no-hdf5"),
+                ),
                 Group(
                     "runner-journal",
                     "oqc-run, no result files (formats = [])",
