@@ -9,9 +9,11 @@ observed bitstring, plus three coordinates:
   endianness was requested, so :func:`bits` selects the same column either way;
 * ``bitstring``: the column label, written in the requested :class:`Endianness`.
 
-How we differ from the official SDK: importing this module does not import scipp or numpy
-(together about 175 MB). They are imported the first time an array is built, so code that
-never analyses counts never pays for them.
+How we differ from the official SDK: scipp (with numpy, about 175 MB) is an optional extra,
+``pip install 'oqc-trio[scipp]'``, where the official SDK always installs it; without it,
+building an array raises an ``ImportError`` that names the extra. Importing this module
+does not import scipp or numpy: they are imported the first time an array is built, so code
+that never analyses counts never pays for them.
 """
 
 from __future__ import annotations
@@ -104,6 +106,18 @@ def _padded_counts(counts: Mapping[str, int], width: int) -> dict[str, int]:
     return merged
 
 
+def _scipp() -> Any:
+    """The scipp module, or an ImportError naming the extra that installs it."""
+    try:
+        import scipp
+    except ImportError as exc:
+        raise ImportError(
+            "counts as scipp arrays need scipp, an optional extra of oqc-trio: "
+            "pip install 'oqc-trio[scipp]'"
+        ) from exc
+    return scipp
+
+
 def _counts_array(
     rows: Any,
     bit_values: list[int],
@@ -114,8 +128,8 @@ def _counts_array(
 
     ``rows`` is anything numpy reads as a ``(n_results, n_columns)`` table of counts.
     """
-    import numpy as np
-    import scipp as sc
+    sc = _scipp()
+    import numpy as np  # installed with scipp
 
     n_rows = len(rows)
     values = np.asarray(rows, dtype=np.int64).reshape(n_rows, len(bit_values))
@@ -185,9 +199,7 @@ def bits(s: str, endianness: Endianness = Endianness.BIG) -> sc.Variable:
         raise ValueError("bitstring must not be empty")
     if set(s) - {"0", "1"}:
         raise ValueError(f"not a bitstring (only '0' and '1' allowed): {s!r}")
-    import scipp as sc
-
-    return sc.scalar(int(_in_endianness(s, endianness), 2), unit=None)
+    return _scipp().scalar(int(_in_endianness(s, endianness), 2), unit=None)
 
 
 def _check_pattern(pattern: str, labels: Sequence[str]) -> None:

@@ -321,7 +321,8 @@ class JobResult(JobOutput):
 
         See :func:`oqc_trio.dataarray_utils.results_to_counts_dataarray` for the layout,
         ``endianness`` and ``on_length_mismatch``. Needs the BinaryCount results format
-        (the SDK default). Imports scipp on first use.
+        (the SDK default). Imports scipp on first use; unlike the official SDK's, scipp is an
+        extra here (``pip install 'oqc-trio[scipp]'``), and an ImportError names it.
         """
         from .dataarray_utils import results_to_counts_dataarray
 

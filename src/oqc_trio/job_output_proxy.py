@@ -206,7 +206,8 @@ class JobOutputProxy(Sequence[T], Generic[T]):
 
         Errors are skipped with a ``UserWarning``. See
         :func:`oqc_trio.dataarray_utils.results_to_counts_dataarray` for the layout,
-        ``endianness`` and ``on_length_mismatch``.
+        ``endianness`` and ``on_length_mismatch``. Needs the ``scipp`` extra (an
+        ImportError names it).
         """
         from .dataarray_utils import results_to_counts_dataarray
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import importlib.util
 import io
 import json
 import json.encoder
@@ -60,7 +61,10 @@ __all__ = [
 SNAPSHOT_NAME = "results.json"
 CSV_NAME = "counts.csv"
 HDF5_NAME = "counts.h5"
-HDF5_MISSING = "HDF5 output skipped: h5py is not installed (pip install 'oqc-trio[hdf5]')"
+HDF5_MISSING = (
+    "HDF5 output skipped: it needs h5py and scipp, not both installed "
+    "(pip install 'oqc-trio[hdf5]')"
+)
 _STATE_OF = {"reserved": "CREATED", "submitted": "SUBMITTED"}
 
 
@@ -596,6 +600,10 @@ def _sync_replace(tmp: Path, path: Path) -> None:
 
 
 def _hdf5_available() -> bool:
+    """h5py importable and scipp installed (found, not imported: a run does not import it;
+    its version picks the file layout, and reading the file back needs it)."""
+    if importlib.util.find_spec("scipp") is None:
+        return False
     try:
         import h5py  # noqa: F401
     except ImportError:
