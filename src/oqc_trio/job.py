@@ -266,7 +266,11 @@ class Job:
         return self
 
     async def cancel(self) -> Job:
-        """Cancel the task remotely if it is active. A finished job is left untouched."""
+        """Cancel the task remotely if it is active. A finished job is left untouched.
+
+        The state is then what the server reports: a task it has not stopped yet stays
+        active, and the next ``execute()`` follows it rather than submitting it again.
+        """
         await _cancel_jobs([self], self._client)
         return self
 
@@ -608,8 +612,11 @@ async def _cancel_jobs(jobs: Sequence[Job], client: OqcSdk | None) -> None:
 
 
 async def _confirm_cancelled(jobs: Sequence[Job], runtime: Any) -> None:
-    """Ask the server how each cancelled task ended: a task that completed before the cancel
-    arrived keeps its result. If the answer cannot be had, the job is marked CANCELLED."""
+    """Ask the server how each cancelled task stands and record its answer: a task that
+    completed before the cancel arrived keeps its result, and one still reported active (the
+    cancel not carried out yet) stays active, so the next execute follows that same task to
+    its end instead of starting a new run. If the answer cannot be had, the state is left
+    alone. Either way the job keeps its cancel-requested flag."""
     limiter = trio.CapacityLimiter(8)
 
     async def confirm(job: Job) -> None:
@@ -627,8 +634,6 @@ async def _confirm_cancelled(jobs: Sequence[Job], runtime: Any) -> None:
         if job._drive is not None:
             return  # an execute started meanwhile: its actor owns the state now
         job._apply_info(info)
-        if not job.ended:
-            job._state = JobState.CANCELLED
 
     async with trio.open_nursery() as nursery:
         for job in jobs:
