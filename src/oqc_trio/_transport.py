@@ -209,10 +209,11 @@ class Response:
 
 class _RunState:
     """What belongs to one ``trio.run``: the HTTP client (the lean ``pool`` or an httpx
-    ``client``), the limiter, the login lock, the rate-budget clock (trio clocks differ
+    ``client``), the limiter, the login lock, the rate-budget clock and the end of the
+    pause the server last asked for with ``Retry-After`` (trio clocks differ
     between runs)."""
 
-    __slots__ = ("client", "limiter", "login_lock", "next_slot", "pool")
+    __slots__ = ("client", "limiter", "login_lock", "next_slot", "paused_until", "pool")
 
     def __init__(
         self,
@@ -225,6 +226,7 @@ class _RunState:
         self.limiter = trio.CapacityLimiter(max_concurrency)
         self.login_lock = trio.Lock()
         self.next_slot = -math.inf
+        self.paused_until: float | None = None
 
 
 def _parse_json(content: bytes) -> Any:
@@ -576,6 +578,11 @@ class Transport:
                     self._counters.rate_limited += 1
                 error = self._status_error(request, response)
                 after = error.retry_after if isinstance(error, ConnectionFailureException) else None
+                if status == 429 and after is not None:
+                    # The server asked this client to wait: every request waits, not just
+                    # this one (other polls would otherwise keep coming during the pause).
+                    until = trio.current_time() + after
+                    state.paused_until = max(state.paused_until or until, until)
                 wake = self._retry_wake(attempt, after, deadline) if repeatable else None
                 if wake is None:
                     raise error
@@ -602,6 +609,8 @@ class Transport:
         built: httpx.Request | _LeanRequest,
         deadline: float | None,
     ) -> _Answer:
+        if state.paused_until is not None:
+            await self._wait_out_pause(state, request, deadline)
         if self._rate_interval is not None:
             await self._take_rate_slot(state, request, deadline)
         if deadline is None:
@@ -613,6 +622,23 @@ class Transport:
             method=request.method,
             path=request.path,
         )
+
+    async def _wait_out_pause(
+        self, state: _RunState, request: _wire.Request, deadline: float | None
+    ) -> None:
+        until = state.paused_until
+        assert until is not None
+        if until <= trio.current_time():
+            state.paused_until = None
+            return
+        if deadline is not None and until > deadline:
+            raise RequestTimeout(
+                f"{request.method} {request.path}: the server asked for a pause (Retry-After) "
+                "that ends after the deadline",
+                method=request.method,
+                path=request.path,
+            )
+        await trio.sleep_until(until)
 
     async def _take_rate_slot(
         self, state: _RunState, request: _wire.Request, deadline: float | None
