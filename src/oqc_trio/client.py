@@ -259,6 +259,13 @@ class OqcSdk:
         for value in programs:
             if not isinstance(value, str):
                 raise TypeError(f"create_job: program must be str, got {type(value).__name__}")
+        for value in qpus:
+            if value is not None and not isinstance(value, str):
+                # e.g. a numpy array, which would otherwise become its repr as a QPU id
+                raise TypeError(
+                    "create_job: qpu_id must be str or a list or tuple of str, "
+                    f"got {type(value).__name__}"
+                )
         jobs = [
             Job(
                 str(prog),
