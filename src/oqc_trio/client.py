@@ -30,7 +30,7 @@ from ._actors.runtime import Runtime
 from ._actors.stream import JobStream, open_stream
 from ._transport import HttpClient, Transport
 from .auth import Credentials
-from .exceptions import NoActiveQpuError, NotOpenError
+from .exceptions import NoActiveQpuError, NotOpenError, UnknownQpuError
 from .job import CompositeJob, Job
 
 __all__ = ["OqcSdk"]
@@ -166,7 +166,7 @@ class OqcSdk:
     def set_default_qpu(self, qpu_id: str) -> None:
         """Choose the default QPU (checked against the catalogue once it is known)."""
         if self._qpus and qpu_id not in self._qpus:
-            raise ValueError(f"unknown QPU {qpu_id!r}; known: {sorted(self._qpus)}")
+            raise UnknownQpuError(f"unknown QPU {qpu_id!r}; known: {sorted(self._qpus)}")
         self._default_qpu_id = qpu_id
 
     def _qpu(self, qpu_id: str | None) -> str:
@@ -194,7 +194,7 @@ class OqcSdk:
         if record is None:
             if not self._qpus:
                 raise NotOpenError("the QPU catalogue is unknown: await sdk.open() first")
-            raise ValueError(f"unknown QPU {qpu_id!r}; known: {sorted(self._qpus)}")
+            raise UnknownQpuError(f"unknown QPU {qpu_id!r}; known: {sorted(self._qpus)}")
         return record.url
 
     async def get_features(self, qpu_id: str | None = None) -> Any:

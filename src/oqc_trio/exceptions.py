@@ -60,6 +60,7 @@ __all__ = [
     "ServerUnreachable",
     "TaskExpired",
     "TransportError",
+    "UnknownQpuError",
     "redact",
 ]
 
@@ -185,6 +186,12 @@ class InsecureURLError(OqcError, ValueError):
 
     Pass ``allow_insecure_http=True`` to accept it anyway.
     """
+
+
+class UnknownQpuError(OqcError, ValueError):
+    """A QPU id the service's catalogue does not list (a ``ValueError``, as in the official
+    SDK). A job restored from a snapshot whose QPU left the catalogue fails to be observed
+    with this error, keeping its task ID, while the other jobs of the call carry on."""
 
 
 class NotOpenError(OqcError, RuntimeError):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ..exceptions import OqcError, RequestTooLarge
+from ..exceptions import OqcError, RequestTooLarge, UnknownQpuError
 from .mailbox import Mailbox
 from .runtime import Runtime
 from .scheduler import ObserveFailure, PollScheduler
@@ -60,7 +60,11 @@ class Drive:
         try:
             if job._task_base is None and job.task_id is not None:
                 # Restored from a snapshot: the QPU's task URL is not saved there.
-                job._task_base = self.runtime.task_base(job.qpu_id)
+                try:
+                    job._task_base = self.runtime.task_base(job.qpu_id)
+                except UnknownQpuError as exc:
+                    self.observe_errors.append((job, exc))  # the other jobs carry on
+                    return
             if job.state.ended:
                 job._start_new_run()
             order = _RESUMED_ORDER + position
