@@ -188,6 +188,21 @@ CASES = [
         "bad.toml:5: jobs[0].qpu: unknown or inactive QPU",
     ),
     (
+        "unknown-qpu-embedded-emulator",
+        f'[server.emulator]\nexecutor = "instant"\n[[jobs]]\nqpu = "qpu:nowhere"\n{GOOD_PROGRAM}\n',
+        {},
+        2,
+        "bad.toml:4: jobs[0].qpu: unknown or inactive QPU",
+    ),
+    (
+        "sweep-step-too-fine",
+        f'[[jobs]]\nqpu = "{QPU_A}"\nprogram = "OPENQASM 2.0; qreg q[1]; rx({{{{t}}}}) q[0];"\n'
+        "params.t = { start = 0.0, stop = 1.0, step = 1e-12 }\n",
+        {},
+        2,
+        "bad.toml:4: jobs[0].params.t: 1,000,000,000,001 values; a batch may expand to at most",
+    ),
+    (
         "unreachable-server",
         f'[server]\nurl = "http://127.0.0.1:9"\ntoken_env = "T"\n{GOOD_JOB}',
         {"T": TOKEN},
@@ -278,3 +293,17 @@ def test_a_locked_output_directory_refuses_a_second_runner(
     finally:
         os.close(fd)
     assert "another oqc-run (pid 4242) is running on b.out" in capsys.readouterr().err
+
+
+def test_a_batch_refused_before_any_reservation_can_be_edited_and_rerun(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its journal holds no task ID, so the edited batch (another hash) starts over there
+    # instead of being refused as "another batch".
+    monkeypatch.chdir(tmp_path)
+    head = '[server.emulator]\nexecutor = "instant"\n[[jobs]]\n'
+    Path("b.toml").write_text(f'{head}qpu = "qpu:nowhere"\n{GOOD_PROGRAM}\n')
+    assert main(["b.toml", "-q"]) == 2
+    assert "unknown or inactive QPU" in capsys.readouterr().err
+    Path("b.toml").write_text(f'{head}qpu = "{QPU_A}"\n{GOOD_PROGRAM}\n')
+    assert main(["b.toml", "-q"]) == 0, capsys.readouterr().err

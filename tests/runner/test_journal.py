@@ -182,6 +182,7 @@ async def test_stale_segments_and_temp_files_are_ignored(tmp_path: Path) -> None
 def test_lock_mismatch_and_fresh(tmp_path: Path) -> None:
     journal = Journal.open(tmp_path, _batch(), SERVER)
     try:
+        journal.reserve(0, "11111111-1111-1111-1111-111111111111", QPU_A)
         assert lock_holder(tmp_path) is not None
         with pytest.raises(JournalLocked):
             Journal.open(tmp_path, _batch(), SERVER)
@@ -191,6 +192,14 @@ def test_lock_mismatch_and_fresh(tmp_path: Path) -> None:
     with pytest.raises(JournalMismatch, match="use --fresh"):
         Journal.open(tmp_path, _batch(points=5), SERVER)
     Journal.open(tmp_path, _batch(points=5), SERVER, fresh=True).close()
+    assert len(read_journal(tmp_path).jobs) == 5
+
+
+def test_a_journal_that_never_reserved_an_id_gives_way_to_another_batch(
+    tmp_path: Path,
+) -> None:
+    Journal.open(tmp_path, _batch(), SERVER).close()
+    Journal.open(tmp_path, _batch(points=5), SERVER).close()
     assert len(read_journal(tmp_path).jobs) == 5
 
 

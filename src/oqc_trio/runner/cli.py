@@ -44,6 +44,7 @@ from .engine import (
     connect,
     credentials,
     default_out_dir,
+    leaf_exceptions,
     server_meta,
 )
 from .expand import ExpandedBatch, load_and_expand
@@ -234,10 +235,14 @@ async def run_batch(
                     nursery.start_soon(progress.run)
                     nursery.start_soon(_next_windows, conn.sdk, batch, progress)
                     await engine.run(conn.sdk)
-            except BatchError as exc:
-                report.problems = exc.problems
-            except ServerFailure as exc:
-                report.fatal = str(exc)
+            # except*: raised inside the embedded emulator's nursery, they come in a group.
+            except* BatchError as group:
+                leaves = leaf_exceptions(group)
+                report.problems = [
+                    p for e in leaves if isinstance(e, BatchError) for p in e.problems
+                ]
+            except* ServerFailure as group:
+                report.fatal = str(leaf_exceptions(group)[0])
         nursery.cancel_scope.cancel()
     report.fatal = report.fatal or engine.fatal
     report.unobserved = len(engine.unobserved)

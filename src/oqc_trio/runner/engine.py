@@ -609,14 +609,15 @@ def _uuid(value: str | None) -> Any:
     return uuid.UUID(value) if value else None
 
 
-def _leaves(exc: BaseException) -> list[BaseException]:
+def leaf_exceptions(exc: BaseException) -> list[BaseException]:
+    """The exceptions of ``exc``, with exception groups flattened."""
     if isinstance(exc, BaseExceptionGroup):
-        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+        return [leaf for inner in exc.exceptions for leaf in leaf_exceptions(inner)]
     return [exc]
 
 
 def _fatal_message(url: str, group: BaseExceptionGroup[Any]) -> str:
-    leaves = _leaves(group)
+    leaves = leaf_exceptions(group)
     errors = [leaf for leaf in leaves if isinstance(leaf, OqcError)]
     if not errors or len(errors) != len([x for x in leaves if not isinstance(x, trio.Cancelled)]):
         raise group

@@ -293,6 +293,15 @@ def expand(spec: BatchFile, text: str, path: str | Path) -> ExpandedBatch:
             used = any("{" + name + "}" in text for _, text in programs)
             if programs and not used:
                 check.add((*where, "params", name), f"no program uses {{{name}}}")
+            size = sweep.size()
+            if size > MAX_JOBS:
+                # Refused before the values are made: 1e-12 steps would fill the memory.
+                check.add(
+                    (*where, "params", name),
+                    f"{size:,} values; a batch may expand to at most {MAX_JOBS:,} jobs",
+                )
+                params[name] = []
+                continue
             params[name] = sweep.points()
         for src, program in programs:
             for unknown in sorted(set(_PLACEHOLDER_RE.findall(program)) - set(params)):

@@ -410,19 +410,23 @@ class Journal:
         try:
             for leftover in directory.glob(".*.tmp"):
                 leftover.unlink(missing_ok=True)
-            if fresh:
-                for item in directory.iterdir():
-                    if item.name != "lock":
-                        shutil.rmtree(item) if item.is_dir() else item.unlink()
-            if (directory / "batch.json").exists():
+            if (directory / "batch.json").exists() and not fresh:
                 state, last = _load(directory)
-                if state.hash != batch.hash:
+                if state.hash == batch.hash:
+                    return cls(directory, state, last, fd)
+                if any(state.attempts):
                     raise JournalMismatch(
                         f"{out} holds the journal of another batch ({state.meta['batch_file']},"
                         f" hash {state.hash[:12]}); use --fresh to start over there, or "
                         "another output directory"
                     )
-                return cls(directory, state, last, fd)
+                # That batch never reserved a task ID (e.g. refused by the server's checks,
+                # then edited): nothing of it can be lost, so this batch starts over here.
+                fresh = True
+            if fresh:
+                for item in directory.iterdir():
+                    if item.name != "lock":
+                        shutil.rmtree(item) if item.is_dir() else item.unlink()
             document = _batch_document(batch, server)
             atomic_write(directory / "batch.json", _dumps(document))
             meta = {k: v for k, v in document.items() if k not in ("jobs", "configs")}

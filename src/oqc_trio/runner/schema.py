@@ -150,8 +150,16 @@ class Sweep:
             width = (self.stop - self.start) / (self.num - 1)
             return [_tidy(self.start + i * width) for i in range(self.num)]
         assert self.step is not None
-        count = int((self.stop - self.start) / self.step + 1e-9) + 1
-        return [_tidy(self.start + i * self.step) for i in range(max(count, 0))]
+        return [_tidy(self.start + i * self.step) for i in range(self.size())]
+
+    def size(self) -> int:
+        """How many values :meth:`points` gives, without making them."""
+        if self.start is None or self.stop is None:
+            return len(self.values)
+        if self.num is not None:
+            return self.num
+        assert self.step is not None
+        return max(int((self.stop - self.start) / self.step + 1e-9) + 1, 0)
 
 
 def _tidy(value: float) -> float:
