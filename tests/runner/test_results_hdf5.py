@@ -52,6 +52,9 @@ TWO_REGISTERS = {"c": {"0": 7, "1": 3}, "b": {"10": 1, "1": 2, "11": 0}}
 STATES = {
     "registers and failures": [TWO_REGISTERS, TWO_REGISTERS, None] * 3 + [{"c": {"1": 5}}],
     "no completed job": [None] * 10,
+    # Programs giving register c 1 and 3 bits: one table per width, nothing padded.
+    "mixed widths": [{"c": {"1": 4, "0": 6}}, {"c": {"100": 10}}, {"c": {}}, None] * 2
+    + [{"c": {"011": 1}}, {"b": {"1": 1}}],
     "odd registers": [
         {"c.x/é": {"0": 1}, "empty": {}, "qpus": {"1": 2}, "not counts": {"0": 0.5}},
         {"empty": {}},
@@ -180,3 +183,17 @@ def test_without_scipp_installed_the_run_skips_hdf5_and_says_why(
     assert not (out / results.HDF5_NAME).exists()
     assert (out / results.CSV_NAME).stat().st_size > 0
     assert (out / results.SNAPSHOT_NAME).stat().st_size > 0
+
+
+def test_a_register_of_several_widths_gets_one_table_per_width(tmp_path: Path) -> None:
+    tables = results._counts_tables(make_state(tmp_path, STATES["mixed widths"]))
+    assert sorted(tables) == ["b", "c:1", "c:3", "entries", "qpus"]
+    narrow, wide = tables["c:1"], tables["c:3"]
+    assert isinstance(narrow, results._Table) and isinstance(wide, results._Table)
+    assert list(narrow.coords["bitstring"].values) == ["0", "1"]
+    assert list(wide.coords["bitstring"].values) == ["011", "100"]
+    # The jobs with empty counts for c (2 and 6) join the narrowest table, in job order.
+    assert list(narrow.coords["job"].values) == [0, 2, 4, 6]
+    assert list(wide.coords["job"].values) == [1, 5, 8]
+    assert narrow.data.values.tolist() == [[6, 4], [0, 0], [6, 4], [0, 0]]
+    assert wide.data.values.tolist() == [[0, 10], [0, 10], [1, 0]]

@@ -397,6 +397,38 @@ def _param_coord(values: list[Any]) -> tuple[list[Any], str]:
     return ["" if v is None else str(v) for v in values], "string"
 
 
+def _tables_by_width(
+    state: JournalState,
+) -> dict[str, list[tuple[LogicalJob, dict[str, int]]]]:
+    """The completed jobs' counts grouped into tables: one per register, or, when programs
+    give a register different widths, one per register and width, named ``c:3``.
+
+    Bitstrings of different widths are never padded into one table: ``1`` from a 1-bit
+    register and ``100`` from a 3-bit one are the same outcome (c[0] = 1, OQC writes c[0]
+    first), which zero-padding on the left would file under ``001``. A job whose counts for a
+    register are empty joins the register's narrowest table."""
+    by_width: dict[tuple[str, int], list[tuple[LogicalJob, dict[str, int]]]] = {}
+    for job, attempt in completed_counts(state):
+        for register, counts in register_counts(attempt.data):
+            width = max(map(len, counts), default=0)
+            by_width.setdefault((register, width), []).append((job, counts))
+    widths: dict[str, list[int]] = {}
+    for register, width in sorted(by_width):
+        widths.setdefault(register, []).append(width)
+    tables: dict[str, list[tuple[LogicalJob, dict[str, int]]]] = {}
+    for register, found in widths.items():
+        if found[0] == 0 and len(found) > 1:
+            empty = by_width.pop((register, 0))
+            found.pop(0)
+            by_width[(register, found[0])] = sorted(
+                by_width[(register, found[0])] + empty, key=lambda row: row[0].index
+            )
+        for width in found:
+            name = register if len(found) == 1 else f"{register}:{width}"
+            tables[name] = by_width[(register, width)]
+    return tables
+
+
 def _counts_tables(state: JournalState) -> dict[str, _Column | _Table]:
     """The content of :func:`build_datagroup`, as numpy arrays and lists (no scipp)."""
     import numpy as np
@@ -405,10 +437,7 @@ def _counts_tables(state: JournalState) -> dict[str, _Column | _Table]:
         return _Column((dim,), np.asarray(items, dtype=np.int64), "int64", None)
 
     names = list(state.meta.get("param_names", []))
-    per_register: dict[str, list[tuple[LogicalJob, dict[str, int]]]] = {}
-    for job, attempt in completed_counts(state):
-        for register, counts in register_counts(attempt.data):
-            per_register.setdefault(register, []).append((job, counts))
+    per_register = _tables_by_width(state)
     qpus = sorted({job.qpu for job in state.jobs})
     entries = list(dict.fromkeys(job.entry for job in state.jobs))
     qpu_code = {qpu: i for i, qpu in enumerate(qpus)}
@@ -456,7 +485,8 @@ def _counts_tables(state: JournalState) -> dict[str, _Column | _Table]:
 
 def build_datagroup(state: JournalState) -> Any:
     """A scipp ``DataGroup``: per register, counts with dims ``(job, bit)`` and the sweep as
-    coordinates along ``job``.
+    coordinates along ``job`` (per register and width, ``c:3``, when programs give a register
+    different widths).
 
     ``job`` is the logical job's index (its position in ``results.json``); ``qpu`` and
     ``entry`` are codes into the group's ``qpus`` and ``entries`` labels, because scipp writes
