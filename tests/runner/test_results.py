@@ -187,3 +187,22 @@ def test_received_json_is_the_encoded_timestamp(ended: float | None) -> None:
 
 
 _SECONDS: dict[float, str] = {}  # shared by the examples, as by the jobs of a snapshot
+
+
+def test_a_plot_says_which_completed_jobs_it_leaves_out(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from oqc_trio.runner.plots import plot_counts
+
+    batch = expand_text(
+        f'[defaults]\nqpu = "{QPU_A}"\n[[jobs]]\nname = "rx"\nprogram = """{RX}"""\n'
+        "params.theta = [0.5, 1.5, 2.5]\n",
+        "b.toml",
+    )
+    journal = Journal.open(tmp_path / "out", batch, {"url": "emulator", "embedded": True})
+    for job, data in zip(batch.jobs, [{"c": {"0": 3}}, {"c": {"1": 3}}, {"b": {"1": 3}}]):
+        attempt = journal.reserve(job.index, f"{job.index:08d}-0000-4000-8000-000000000000", QPU_A)
+        journal.ended(attempt, "COMPLETED", data=data)
+    journal.close()
+    what = plot_counts(journal.state, tmp_path / "p.png")
+    assert what.endswith("; 1 completed job(s) without counts in register 'c' not drawn")
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"

@@ -40,8 +40,9 @@ def _sweep_parameter(rows: list[tuple[LogicalJob, dict[str, int]]]) -> str | Non
     return best
 
 
-def _rows(state: JournalState) -> tuple[str | None, list[tuple[LogicalJob, dict[str, int]]]]:
-    done = list(completed_counts(state))
+def _rows(
+    done: list[tuple[LogicalJob, Any]],
+) -> tuple[str | None, list[tuple[LogicalJob, dict[str, int]]]]:
     seen: dict[str, int] = {}
     for _, attempt in done:
         for name, _ in register_counts(attempt.data):
@@ -67,7 +68,8 @@ def plot_counts(state: JournalState, path: Path) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    register, rows = _rows(state)
+    done = list(completed_counts(state))
+    register, rows = _rows(done)
     if register is None or not rows:
         raise ValueError("no completed job with counts to plot")
     parameter = _sweep_parameter(rows)
@@ -77,6 +79,11 @@ def plot_counts(state: JournalState, path: Path) -> str:
         figure, what = _histograms(plt, rows, register)
     figure.savefig(path, dpi=110)
     plt.close(figure)
+    if len(done) > len(rows):
+        what += (
+            f"; {len(done) - len(rows)} completed job(s) without counts in register "
+            f"{register!r} not drawn"
+        )
     return what
 
 
