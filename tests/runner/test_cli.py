@@ -365,3 +365,18 @@ def test_the_batch_file_says_where_the_server_is_on_every_run(
     assert json.loads(capsys.readouterr().out)["server"] == emulator.url
     submitted = set(emulator.state.counters()["submissions"])
     assert not submitted & set(journal_task_ids(workdir / "out"))
+
+
+def test_the_summary_is_not_cut_at_80_columns_when_not_a_terminal(
+    emulator: RunningEmulator, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    name = "rabi_oscillation_calibration_run_for_qubit_zero_of_the_2026_device"
+    Path("b.toml").write_text(
+        f'[server]\nurl = "{emulator.url}"\ntoken_env = "EMU_TOKEN"\n'
+        f'[[jobs]]\nname = "{name}"\nqpu = "{QPU_A}"\n'
+        'program = "OPENQASM 2.0; qreg q[1]; creg c[1]; measure q[0] -> c[0];"\n'
+    )
+    assert main(["b.toml"]) == 0
+    out = capsys.readouterr().out
+    assert f"│ {name} │" in out
+    assert "…" not in out  # no header or cell cut short
