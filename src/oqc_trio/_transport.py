@@ -582,7 +582,8 @@ class Transport:
                     # The server asked this client to wait: every request waits, not just
                     # this one (other polls would otherwise keep coming during the pause).
                     until = trio.current_time() + after
-                    state.paused_until = max(state.paused_until or until, until)
+                    if state.paused_until is None or until > state.paused_until:
+                        state.paused_until = until
                 wake = self._retry_wake(attempt, after, deadline) if repeatable else None
                 if wake is None:
                     raise error
