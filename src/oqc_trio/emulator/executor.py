@@ -5,7 +5,10 @@ Two executors share one interface (:class:`Executor`), obtained from :func:`open
 * ``"aer"`` parses and simulates each program with :func:`execute_program` in a pool of
   warm worker processes (``trio_parallel``). Aer holds the GIL for a whole simulation, so
   running it in a thread would freeze the event loop; a process can also be killed, which
-  is how per-task timeouts and cancellation stop a runaway simulation.
+  is how per-task timeouts and cancellation stop a runaway simulation. The workers ignore
+  SIGINT and SIGTERM (see :data:`WORKER_IGNORED_SIGNALS`): a Ctrl-C or a ``kill -TERM`` to
+  the whole process group is for the process that owns the emulator, which then stops its
+  workers itself.
 * ``"instant"`` does **not** simulate anything. It exists to benchmark the HTTP path: it
   finds the declared classical registers with a regular expression and reports every shot
   on the all-zeros bitstring of each of them.
@@ -19,12 +22,15 @@ codes re-exported here from :mod:`oqc_trio.emulator.qasm`.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+import signal
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import lru_cache
+from multiprocessing import resource_tracker
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
@@ -63,6 +69,7 @@ __all__ = [
     "ERROR_TIMEOUT",
     "ERROR_TOO_MANY_QUBITS",
     "ERROR_UNSUPPORTED_LANGUAGE",
+    "WORKER_IGNORED_SIGNALS",
     "AerExecutor",
     "ExecutionOutcome",
     "Executor",
@@ -72,6 +79,25 @@ __all__ = [
     "instant_outcome",
     "open_executor",
 ]
+
+
+logger = logging.getLogger(__name__)
+
+try:  # trio_parallel's stock worker, to start ours differently (see _SignalSafeWorker).
+    from trio_parallel._proc import SpawnProcWorker as _SpawnProcWorker
+except ImportError:  # pragma: no cover - another trio_parallel layout: init-only protection
+    _SpawnProcWorker = None
+
+#: Signals the worker processes ignore. They share the process group (and the session) of
+#: the process running the emulator, so a terminal's Ctrl-C, ``kill -TERM -- -PGID``, a
+#: batch scheduler or ``docker stop`` signals them too. Left to the default, SIGTERM killed
+#: idle workers (the pool's shutdown then raised ``BrokenWorkerProcessError``) and busy ones
+#: (their tasks FAILED), and a SIGINT during a worker's start-up printed a
+#: ``KeyboardInterrupt`` traceback. The parent stops the workers when it stops: it closes
+#: their pipes, or kills them (SIGKILL) on cancellation or timeout.
+WORKER_IGNORED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+_HAVE_SIGMASK = hasattr(signal, "pthread_sigmask")
 
 
 @attrs.frozen
@@ -339,7 +365,107 @@ c[1] = measure q[1];
 
 
 def _init_worker() -> None:
+    """The first thing a worker runs once ``trio_parallel`` has set it up."""
+    _ignore_group_signals()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def _ignore_group_signals() -> None:
+    """Ignore :data:`WORKER_IGNORED_SIGNALS` in this (worker) process, then unblock them.
+
+    Workers are started with these signals blocked (:func:`_start_with_signals_blocked`),
+    so one sent while the interpreter was starting is still pending here: ignoring a
+    pending signal discards it (POSIX), and only then are they unblocked. The same dance
+    as CPython's own multiprocessing resource tracker.
+    """
+    for signum in WORKER_IGNORED_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    if _HAVE_SIGMASK:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, WORKER_IGNORED_SIGNALS)
+
+
+def _start_with_signals_blocked(process: Any) -> None:
+    """``process.start()`` with :data:`WORKER_IGNORED_SIGNALS` blocked in this thread.
+
+    The signal mask survives fork and exec, so the new interpreter starts with them blocked
+    and cannot act on one (a ``KeyboardInterrupt`` in ``import site``, death by SIGTERM)
+    before :func:`_init_worker` ignores them. Runs in a worker thread (trio's thread cache):
+    the event loop's thread keeps its mask, and signals still reach the runner.
+    """
+    # A spawn start launches multiprocessing's resource tracker first if it is not running,
+    # and that launch *unblocks* SIGINT and SIGTERM in the calling thread when done (it
+    # blocks them around its own spawn): launch it now, before blocking.
+    resource_tracker.ensure_running()
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, WORKER_IGNORED_SIGNALS)
+    try:
+        process.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+if _SpawnProcWorker is not None and _HAVE_SIGMASK:
+
+    class _SignalSafeWorker(_SpawnProcWorker):
+        """trio_parallel's spawn worker, started with the group signals blocked.
+
+        ``SpawnProcWorker.start`` (trio_parallel 1.3) is ``proc.start()`` in a thread, then
+        closing the child's ends of the pipes; this does the same around
+        :func:`_start_with_signals_blocked`.
+        """
+
+        async def start(self) -> None:
+            await trio.to_thread.run_sync(_start_with_signals_blocked, self.proc)
+            self._child_send_pipe.close()
+            self._child_recv_pipe.close()
+
+
+def _use_signal_safe_workers(context: trio_parallel.WorkerContext) -> None:
+    """Make ``context`` start :class:`_SignalSafeWorker` processes, when it can.
+
+    trio_parallel has no public hook for how a worker is started; a context keeps its
+    worker class in ``_worker_class`` (set once, in ``__attrs_post_init__``). When that is
+    not the stock spawn worker (another trio_parallel), the workers still ignore the
+    signals from :func:`_init_worker` on, just not during their start-up.
+    """
+    if _SpawnProcWorker is None or not _HAVE_SIGMASK:
+        return
+    if context.__dict__.get("_worker_class") is not _SpawnProcWorker:
+        logger.debug("unexpected trio_parallel worker class: workers start unprotected")
+        return
+    context.__dict__["_worker_class"] = _SignalSafeWorker
+
+
+@asynccontextmanager
+async def _worker_context() -> AsyncIterator[trio_parallel.WorkerContext]:
+    """The aer executor's ``trio_parallel`` context: warm workers that never time out,
+    started with the group signals blocked and ignoring them for good.
+
+    Closing it waits up to 5 s for the workers to exit, then kills them. A worker that
+    exits badly then (killed by a signal sent to it alone, say) makes trio_parallel raise
+    ``BrokenWorkerError``; that is logged, not raised: it must not replace how the block
+    ended (an interrupted run, a cancellation), and the emulator is stopping anyway.
+    """
+    body_error: BaseException | None = None
+    shutdown_error: trio_parallel.BrokenWorkerError
+    try:
+        async with trio_parallel.open_worker_context(
+            idle_timeout=math.inf, init=_init_worker, grace_period=5.0
+        ) as context:
+            _use_signal_safe_workers(context)
+            try:
+                yield context
+            except BaseException as exc:
+                body_error = exc
+                raise
+    except trio_parallel.BrokenWorkerError as exc:
+        if exc is body_error:
+            raise
+        shutdown_error = exc
+    else:
+        return
+    logger.warning("emulator worker processes did not exit cleanly: %s", shutdown_error.args[0])
+    if body_error is not None:
+        raise body_error
 
 
 def _warm_worker() -> None:
@@ -422,9 +548,7 @@ async def open_executor(
         raise ValueError(f"unknown executor kind {kind!r} (expected 'aer' or 'instant')")
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
-    async with trio_parallel.open_worker_context(
-        idle_timeout=math.inf, init=_init_worker, grace_period=5.0
-    ) as context:
+    async with _worker_context() as context:
         executor = AerExecutor(context, workers, task_timeout_s)
         await executor.warm()
         yield executor
