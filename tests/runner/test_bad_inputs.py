@@ -216,6 +216,27 @@ CASES = [
         4,
         "oqc-run: http://127.0.0.1:",
     ),
+    (
+        "sweep-value-twice",
+        f"{GOOD_JOB}[jobs.params]\ntheta = [0.5, 0.5]\n",
+        {},
+        2,
+        "bad.toml:11: jobs[0].params.theta: item 1: 0.5 repeats item 0",
+    ),
+    (
+        "sweep-start-nan",
+        f"{GOOD_JOB}[jobs.params]\ntheta = {{ start = nan, stop = 1.0, num = 3 }}\n",
+        {},
+        2,
+        "bad.toml:11: jobs[0].params.theta: start: expected a finite number, got nan",
+    ),
+    (
+        "sweep-value-inf",
+        f"{GOOD_JOB}[jobs.params]\ntheta = [inf, 1.0]\n",
+        {},
+        2,
+        "bad.toml:11: jobs[0].params.theta: item 0: expected a finite number, got inf",
+    ),
 ]
 
 

@@ -39,7 +39,14 @@ from .schema import (
     parse_batch_text,
 )
 
-__all__ = ["ConfigRecord", "ExpandedBatch", "LogicalJob", "expand", "load_and_expand"]
+__all__ = [
+    "ConfigRecord",
+    "ExpandedBatch",
+    "LogicalJob",
+    "ProgramTemplate",
+    "expand",
+    "load_and_expand",
+]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.:+-]+$")
 _PARAM_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -54,6 +61,20 @@ class ConfigRecord:
 
     json: str
     type: str | None
+
+
+@attrs.frozen(kw_only=True)
+class ProgramTemplate:
+    """One program of a ``[[jobs]]`` entry as written, before the sweep fills it in.
+
+    ``pieces`` is the program split at its placeholders (literal text at even positions,
+    parameter names at odd ones) and ``values`` the values of the entry's parameters (the
+    very lists the sweep runs through, not copies). The jobs of the entry whose ``source``
+    is this program's are this template filled with one point of the sweep each.
+    """
+
+    pieces: list[str] = attrs.field(eq=False)
+    values: dict[str, list[Any]] = attrs.field(eq=False, repr=False)
 
 
 @attrs.frozen(kw_only=True)
@@ -90,6 +111,10 @@ class ExpandedBatch:
     param_names: list[str]
     hash: str
     text: str = attrs.field(default="", eq=False, repr=False)
+    #: ``(entry, source) -> template`` of every program (see :class:`ProgramTemplate`).
+    templates: dict[tuple[str, str], ProgramTemplate] = attrs.field(
+        factory=dict, eq=False, repr=False
+    )
 
     def problem(self, path: Path_, message: str) -> Problem:
         """A :class:`Problem` located at ``path`` of this batch file."""
@@ -286,7 +311,7 @@ def expand(spec: BatchFile, text: str, path: str | Path) -> ExpandedBatch:
             check.positive(shot_field, count)
         for field in ("repetition_period", "passive_reset_time", "bond_dimension"):
             check.positive((*where, field), getattr(entry, field))
-        params = {}
+        params: dict[str, list[Any]] = {}
         for name, sweep in entry.params.items():
             if not _PARAM_RE.match(name):
                 check.add((*where, "params", name), "a parameter name must be an identifier")
@@ -303,6 +328,13 @@ def expand(spec: BatchFile, text: str, path: str | Path) -> ExpandedBatch:
                 params[name] = []
                 continue
             params[name] = sweep.points()
+            if sweep.values == () and len(set(params[name])) < size:
+                # Two equal points would be two jobs with one key (e.g. start = stop).
+                check.add(
+                    (*where, "params", name),
+                    "the range gives a value more than once (values are rounded to 12 "
+                    "decimals): widen it or take fewer points",
+                )
         for src, program in programs:
             for unknown in sorted(set(_PLACEHOLDER_RE.findall(program)) - set(params)):
                 check.add(
@@ -323,6 +355,7 @@ def expand(spec: BatchFile, text: str, path: str | Path) -> ExpandedBatch:
     objects: list[Any] = []
     config_ids: dict[tuple[Any, ...], int] = {}
     param_names: list[str] = []
+    templates: dict[tuple[str, str], ProgramTemplate] = {}
     for entry, name, programs, qpus, shots, params in plans:
         param_names.extend(p for p in params if p not in param_names)
         tag = entry.tag if entry.tag is not None else spec.defaults.tag
@@ -331,6 +364,8 @@ def expand(spec: BatchFile, text: str, path: str | Path) -> ExpandedBatch:
             (src, program, _template(program), [name] + [f"program={src}"] * (len(programs) > 1))
             for src, program in programs
         ]
+        for src, _, template, _ in heads:
+            templates[(name, src)] = ProgramTemplate(pieces=template, values=params)
         swept = [k for k in params if len(params[k]) > 1]
         # (sweep values, their text, the key's sweep part): shared by the entry's jobs.
         points = [
@@ -385,6 +420,7 @@ def expand(spec: BatchFile, text: str, path: str | Path) -> ExpandedBatch:
         param_names=param_names,
         hash=batch_hash(jobs, configs),
         text=text,
+        templates=templates,
     )
 
 

@@ -4,27 +4,44 @@ Offline: jobs, shots and an estimate of the HTTP requests per ``[[jobs]]`` entry
 (two per submit chunk of up to 128 KB, IDs then tasks, plus at least one status request per
 job). When the server is reachable (the embedded emulator always is): every QPU exists and is
 active, no job asks for more shots than its QPU allows or uses more qubits than it has.
+``oqc-run run`` makes the same feature checks (:func:`check_features`) before it reserves a
+task ID.
 """
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
 
 from .._actors.submitter import RESERVE_MAX_CHUNKS, RESERVE_MAX_TASKS, blocks
 from .._wire import MAX_REQUEST_BYTES
+from ..client import OqcSdk
+from ..exceptions import OqcError
 from .engine import ServerFailure, check_against_server, connect, server_meta
-from .expand import ExpandedBatch, LogicalJob
+from .expand import ExpandedBatch, LogicalJob, ProgramTemplate
 from .schema import BatchError, Problem
 
-__all__ = ["PlanReport", "count_qubits", "describe_plan", "server_checks"]
+__all__ = [
+    "PlanReport",
+    "check_features",
+    "count_qubits",
+    "describe_plan",
+    "feature_problems",
+    "read_features",
+    "server_checks",
+]
 
 _QREG2 = re.compile(r"\bqreg\s+\w+\s*\[\s*(\d+)\s*\]")
 _QUBIT3 = re.compile(r"\bqubit\s*(?:\[\s*(\d+)\s*\])?\s+\w+\s*;")
 _PHYSICAL = re.compile(r"\$(\d+)")
+# What the three patterns above need to match; none of them crosses a ';'.
+_QUBIT_TOKENS = ("qreg", "qubit", "$")
+# A string value holding none of these characters cannot help make or break such a match.
+_TOKEN_CHARS = re.compile(r"[qregubit$;]")
 # Bytes of one task in a submit body besides its program and config (keys, tag, task ID).
 _TASK_ENVELOPE = 160
 
@@ -100,40 +117,110 @@ def describe_plan(batch: ExpandedBatch) -> str:
     return "\n".join(lines)
 
 
-def _feature_problems(batch: ExpandedBatch, features: dict[str, Any]) -> list[Problem]:
+def _same_qubits(template: ProgramTemplate) -> bool:
+    """Whether every program filled in from ``template`` counts as many qubits as any other.
+
+    :func:`count_qubits` matches within ``;``-free stretches of text holding ``qreg``,
+    ``qubit`` or ``$``. A placeholder outside every such stretch changes no count provided
+    its values cannot bring one in: numbers (digits, ``.``, ``-``, ``+``, ``e``) cannot;
+    strings are trusted only without any letter of those words, ``$`` or ``;``. A stretch is
+    judged with its placeholders taken out, so ``qr{x}eg`` with ``x = ""`` counts as one.
+    """
+    pieces = template.pieces
+    if len(pieces) == 1:
+        return True
+    marked = "".join(piece if i % 2 == 0 else "\0" for i, piece in enumerate(pieces))
+    for stretch in marked.split(";"):
+        if "\0" in stretch:
+            bare = stretch.replace("\0", "")
+            if any(token in bare for token in _QUBIT_TOKENS):
+                return False
+    for name in set(pieces[1::2]):
+        values = template.values.get(name, ())
+        if str in set(map(type, values)) and any(
+            isinstance(v, str) and _TOKEN_CHARS.search(v) for v in values
+        ):
+            return False
+    return True
+
+
+def feature_problems(batch: ExpandedBatch, features: dict[str, Any]) -> list[Problem]:
+    """Jobs asking for more shots than their QPU allows or more qubits than it has.
+
+    ``features`` maps QPU ids to feature sets (QPUs missing are not checked). One problem per
+    entry, QPU and kind, at the first job concerned. Qubits are counted once per program
+    template when the sweep cannot change the count (see :func:`_same_qubits`), else once per
+    distinct program, so that 10,000 jobs cost a few milliseconds.
+    """
+    if not any(isinstance(f, dict) for f in features.values()):
+        return []
+    fixed = {key for key, template in batch.templates.items() if _same_qubits(template)}
+    # The first job of every (template, QPU, shots) and, for templates whose qubit count the
+    # sweep may change, of every distinct program: in batch order, as each job would be seen.
+    firsts: dict[tuple[Any, ...], LogicalJob] = {}
+    for job in batch.jobs:
+        template = (job.entry, job.source)
+        program = None if template in fixed else job.program
+        firsts.setdefault((template, job.qpu, job.shots, program), job)
+    entry_index = {name: index for index, name in enumerate(batch.entries)}
+    qubits_used: dict[Any, int | None] = {}
     problems: list[Problem] = []
     reported: set[tuple[str, str, str]] = set()
-    for job in batch.jobs:
-        feature = features.get(job.qpu)
+    for (template, qpu, shots, program), job in firsts.items():
+        feature = features.get(qpu)
         if not isinstance(feature, dict):
             continue
-        where = batch.entry_path(job.entry)
+        where = ("jobs", entry_index[job.entry])
         max_shots = feature.get("max_shots")
         if (
             isinstance(max_shots, int)
-            and job.shots > max_shots
-            and (job.entry, job.qpu, "s") not in reported
+            and shots > max_shots
+            and (job.entry, qpu, "s") not in reported
         ):
-            reported.add((job.entry, job.qpu, "s"))
+            reported.add((job.entry, qpu, "s"))
             problems.append(
                 batch.problem(
-                    (*where, "shots"),
-                    f"{job.shots:,} shots; {job.qpu} allows at most {max_shots:,}",
+                    (*where, "shots"), f"{shots:,} shots; {qpu} allows at most {max_shots:,}"
                 )
             )
         qubits = feature.get("qubit_count")
-        used = count_qubits(job.program)
-        if (
-            isinstance(qubits, int)
-            and used
-            and used > qubits
-            and (job.entry, job.qpu, "q") not in reported
-        ):
-            reported.add((job.entry, job.qpu, "q"))
+        if not isinstance(qubits, int) or (job.entry, qpu, "q") in reported:
+            continue
+        counted = template if program is None else program
+        if counted not in qubits_used:
+            qubits_used[counted] = count_qubits(job.program)
+        used = qubits_used[counted]
+        if used and used > qubits:
+            reported.add((job.entry, qpu, "q"))
             problems.append(
-                batch.problem(where, f"{job.key} uses {used} qubits; {job.qpu} has {qubits}")
+                batch.problem(where, f"{job.key} uses {used} qubits; {qpu} has {qubits}")
             )
     return problems
+
+
+_feature_problems = feature_problems
+
+
+async def read_features(sdk: OqcSdk, qpus: Iterable[str]) -> dict[str, Any]:
+    """The feature set of each QPU, leaving out those the server does not give (an error, or
+    a server without the request): their jobs are then not checked."""
+    features: dict[str, Any] = {}
+    for qpu in sorted(set(qpus)):
+        try:
+            features[qpu] = await sdk.get_features(qpu)
+        except (OqcError, NotImplementedError):
+            continue
+    return features
+
+
+async def check_features(batch: ExpandedBatch, sdk: OqcSdk) -> None:
+    """Raise :class:`BatchError` naming every job its QPU's features refuse (what ``oqc-run
+    plan`` reports), before anything is reserved; QPUs whose features cannot be read are not
+    checked."""
+    features = await read_features(sdk, {job.qpu for job in batch.jobs})
+    problems = feature_problems(batch, features)
+    if problems:
+        raise BatchError(problems)
 
 
 async def server_checks(batch: ExpandedBatch) -> PlanReport:
@@ -153,15 +240,20 @@ async def server_checks(batch: ExpandedBatch) -> PlanReport:
     try:
         async with connect(batch, meta) as conn:
             check_against_server(batch, conn.sdk)
-            features = {}
-            for qpu in sorted({job.qpu for job in batch.jobs}):
-                features[qpu] = await conn.sdk.get_features(qpu)
-            report.problems = _feature_problems(batch, features)
+            qpus = {job.qpu for job in batch.jobs}
+            features = await read_features(conn.sdk, qpus)
+            report.problems = feature_problems(batch, features)
             where = "the embedded emulator" if meta["embedded"] else conn.url
             report.lines.append(
                 f"checked against {where}: {len(features)} QPU(s) "
                 + ("ok" if not report.problems else "with problems")
             )
+            unread = sorted(qpus - set(features))
+            if unread:
+                report.lines.append(
+                    f"features of {', '.join(unread)} not available: their shots and qubits "
+                    "are not checked"
+                )
     except BatchError as exc:
         report.problems = exc.problems
     except ServerFailure as exc:

@@ -11,6 +11,7 @@ The reference of every key is ``docs/batch-toml.md``; defaults live here.
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from collections.abc import Iterator, Mapping
@@ -305,16 +306,45 @@ def _field(check: Any, table: dict[str, Any], key: str) -> Any:
         raise _WrongType(f"{key}: {exc}") from None
 
 
+def _finite(value: float, what: str) -> float:
+    # TOML has nan and inf; no server takes them, and a range of them has no points.
+    if not math.isfinite(value):
+        raise ValueError(f"{what}: expected a finite number, got {value}")
+    return value
+
+
+def _sweep_values(value: list[Any]) -> Sweep:
+    if not value:
+        raise ValueError("expected at least one value, got an empty array")
+    # Equal numbers (1 and 1.0) or values written alike ("1" and 1) would make two jobs of one
+    # point, the second with the first one's key.
+    seen: dict[tuple[str, Any], int] = {}
+    for index, element in enumerate(value):
+        if not isinstance(element, int | float | str) or isinstance(element, bool):
+            raise _WrongType(
+                f"item {index}: expected a number or a string, got {_describe(element)}"
+            )
+        marks: list[tuple[str, Any]] = [
+            ("text", repr(element) if isinstance(element, float) else str(element))
+        ]
+        if not isinstance(element, str):
+            if isinstance(element, float):
+                _finite(element, f"item {index}")
+            marks.append(("number", element))
+        for mark in marks:
+            if mark in seen:
+                raise ValueError(
+                    f"item {index}: {_describe(element)} repeats item {seen[mark]}: each value "
+                    "may appear once"
+                )
+        for mark in marks:
+            seen[mark] = index
+    return Sweep(values=tuple(value))
+
+
 def _sweep(value: Any, _: Any) -> Sweep:
     if isinstance(value, list):
-        if not value:
-            raise ValueError("expected at least one value, got an empty array")
-        for index, element in enumerate(value):
-            if not isinstance(element, int | float | str) or isinstance(element, bool):
-                raise _WrongType(
-                    f"item {index}: expected a number or a string, got {_describe(element)}"
-                )
-        return Sweep(values=tuple(value))
+        return _sweep_values(value)
     if isinstance(value, dict):
         unknown = sorted(set(value) - set(_SWEEP_RANGE_KEYS))
         if unknown:
@@ -324,18 +354,22 @@ def _sweep(value: Any, _: Any) -> Sweep:
         for key in ("start", "stop"):
             if key not in value:
                 raise ValueError(f"a range needs '{key}' (and 'num' or 'step')")
-            _field(_strict_float, value, key)
+            _finite(_field(_strict_float, value, key), key)
         if ("num" in value) == ("step" in value):
             raise ValueError("a range needs exactly one of 'num' or 'step'")
         start, stop = float(value["start"]), float(value["stop"])
+        if not math.isfinite(stop - start):
+            raise ValueError(f"the range from {start} to {stop} is too wide")
         if "num" in value:
             num = _field(_strict_int, value, "num")
             if num < 1:
                 raise ValueError(f"num must be >= 1, got {num}")
             return Sweep(start=start, stop=stop, num=num)
-        step = _field(_strict_float, value, "step")
+        step = _finite(_field(_strict_float, value, "step"), "step")
         if step == 0 or (stop - start) / step < 0:
             raise ValueError(f"step {step} does not go from {start} towards {stop}")
+        if not math.isfinite((stop - start) / step):
+            raise ValueError(f"step {step} gives too many values from {start} to {stop}")
         return Sweep(start=start, stop=stop, step=step)
     raise _WrongType(
         f"expected an array of values or a range table {{start, stop, num}}, got {_describe(value)}"
