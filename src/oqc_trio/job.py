@@ -608,15 +608,18 @@ async def _cancel_jobs(jobs: Sequence[Job], client: OqcSdk | None) -> None:
         await runtime.send(runtime.api.cancel_many(base, [str(job.task_id) for job in group]))
     idle_jobs = [job for group in idle.values() for job in group]
     if idle_jobs:
-        await _confirm_cancelled(idle_jobs, runtime)
+        await confirm_cancelled(idle_jobs, runtime)
 
 
-async def _confirm_cancelled(jobs: Sequence[Job], runtime: Any) -> None:
+async def confirm_cancelled(jobs: Sequence[Job], runtime: Any) -> None:
     """Ask the server how each cancelled task stands and record its answer: a task that
     completed before the cancel arrived keeps its result, and one still reported active (the
     cancel not carried out yet) stays active, so the next execute follows that same task to
     its end instead of starting a new run. If the answer cannot be had, the state is left
-    alone. Either way the job keeps its cancel-requested flag."""
+    alone. Either way the job keeps its cancel-requested flag.
+
+    For jobs no execute call drives (their ``_task_base`` set). Public to the package: the
+    batch runner confirms its own ``cancel_many`` with it (not in ``__all__``)."""
     limiter = trio.CapacityLimiter(8)
 
     async def confirm(job: Job) -> None:

@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import attrs
 import pytest
 from runner_support import (
     BELL,
@@ -20,9 +21,10 @@ from runner_support import (
 )
 
 from oqc_trio.client import OqcSdk
+from oqc_trio.emulator.faults import FaultPlan, FaultRule
 from oqc_trio.emulator.server import RunningEmulator
 from oqc_trio.runner.cli import main
-from oqc_trio.runner.journal import Journal, lock_holder, read_journal
+from oqc_trio.runner.journal import Journal, iter_attempts, lock_holder, read_journal
 
 
 @pytest.fixture(scope="module")
@@ -116,29 +118,31 @@ def test_fresh_starts_over_and_another_batch_is_refused(
 
 
 def test_transient_failures_are_retried_as_new_attempts(
-    emulator: RunningEmulator, workdir: Path, capsys: pytest.CaptureFixture[str]
+    workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # 20,000 shots is over QPU A's 10,000: the server fails each task with code 1003.
-    batch = sweep_batch(
-        workdir / "b.toml",
-        emulator.url,
-        points=2,
-        qpus=(QPU_A,),
-        shots=20_000,
-        limits="retry_codes = [1003]\nmax_retries = 2",
-    )
-    assert main([str(batch), "--events", "ev.jsonl"]) == 1
-    out = capsys.readouterr().out
-    assert "failed: rx/theta=0.0: error 1003:" in out
-    state = read_journal(workdir / "out")
-    assert [[a.state for a in attempts] for attempts in state.attempts] == [["FAILED"] * 3] * 2
-    assert all(len({a.id for a in attempts}) == 3 for attempts in state.attempts)
-    kinds = [e["event"] for e in _events(workdir / "ev.jsonl")]
-    assert kinds.count("retry") == 4 and kinds.count("failed") == 2
-    # Failed for good: the next run neither retries nor contacts the server.
-    before = emulator.state.counters()["total_requests"]
-    assert main([str(batch), "-q"]) == 1
-    assert emulator.state.counters()["total_requests"] == before
+    # The server fails every task with code 1003 (an injected task error: a batch over the
+    # QPU's shot limit would be refused before anything is sent).
+    faults = FaultPlan(rules=(FaultRule(kind="task_error", error_code=1003, message="busy"),))
+    with emulator_in_thread(attrs.evolve(emulator_config(), faults=faults)) as emu:
+        batch = sweep_batch(
+            workdir / "b.toml",
+            emu.url,
+            points=2,
+            qpus=(QPU_A,),
+            limits="retry_codes = [1003]\nmax_retries = 2",
+        )
+        assert main([str(batch), "--events", "ev.jsonl"]) == 1
+        out = capsys.readouterr().out
+        assert "failed: rx/theta=0.0: error 1003:" in out
+        state = read_journal(workdir / "out")
+        assert [[a.state for a in attempts] for attempts in state.attempts] == [["FAILED"] * 3] * 2
+        assert all(len({a.id for a in attempts}) == 3 for attempts in state.attempts)
+        kinds = [e["event"] for e in _events(workdir / "ev.jsonl")]
+        assert kinds.count("retry") == 4 and kinds.count("failed") == 2
+        # Failed for good: the next run neither retries nor contacts the server.
+        before = emu.state.counters()["total_requests"]
+        assert main([str(batch), "-q"]) == 1
+        assert emu.state.counters()["total_requests"] == before
 
 
 def test_max_in_flight_bounds_the_tasks_in_flight(emulator: RunningEmulator, workdir: Path) -> None:
@@ -179,10 +183,12 @@ def test_deadline_with_cancel_then_cancel_command(
     )
     assert main([str(batch), "-q"]) == 3
     state = read_journal(workdir / "out")
-    cancelled = state.in_flight()
-    assert cancelled and all(a.cancel for a in cancelled)
-    statuses = {slow_emulator.state.tasks[str(a.id)].status.value for a in cancelled}
-    assert statuses <= {"CANCELLED", "COMPLETED"}
+    # The server's word on each cancelled task is journaled: nothing is left in flight.
+    asked = [a for a in iter_attempts(state) if a.cancel]
+    assert asked and state.in_flight() == []
+    pairs = [(a.state, slow_emulator.state.tasks[str(a.id)].status.value) for a in asked]
+    assert all(journaled == remote for journaled, remote in pairs)
+    assert ("CANCELLED", "CANCELLED") in pairs
 
     # Resume (no deadline): the cancelled tasks get new attempts.
     sweep_batch(workdir / "b.toml", slow_emulator.url, points=8)
@@ -287,8 +293,6 @@ def test_progress_shows_the_next_execution_window(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import datetime as dt
-
-    import attrs
 
     from oqc_trio.emulator.config import Window
 

@@ -14,8 +14,10 @@ resume); 4 the server is unreachable, refused the credentials or broke the contr
 
 The first Ctrl-C (or SIGTERM) stops submitting and polling, flushes the journal (shielded)
 and applies ``[limits] on_interrupt`` (``detach``: leave the tasks running; ``cancel``: one
-``cancel_many`` per QPU); the second exits at once, the journal being consistent at every
-instant. Each command does its work in one function and prints in another.
+``cancel_many`` per QPU, then each task's outcome as the server reports it is journaled); the
+second exits at once, the journal being consistent at every instant. The summary's verdict
+says why a run stopped (interrupt or deadline) and what the policy did. Each command does its
+work in one function and prints in another.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ from .journal import (
     lock_holder,
     read_journal,
 )
-from .plan import describe_plan, server_checks
+from .plan import check_features, describe_plan, server_checks
 from .progress import EventLog, Progress
 from .results import (
     CSV_NAME,
@@ -223,6 +225,11 @@ async def run_batch(
                     batch, server_meta(batch.spec.server), emulator_db=journal.emulator_db
                 ) as conn:
                     check_against_server(batch, conn.sdk)
+                    if not any(journal.state.attempts):
+                        # What `oqc-run plan` refuses (shots, qubits), refused before any ID
+                        # is reserved. Not on a resume: tasks already sent are followed
+                        # whatever the QPU's features say now.
+                        await check_features(batch, conn.sdk)
                     progress = Progress(
                         engine.tally,
                         engine.live_counts,
@@ -260,6 +267,7 @@ def _cmd_run(args: argparse.Namespace, out_console: Console, err: Console) -> in
         out = args.out or (Path(batch.spec.output.dir) if batch.spec.output.dir else None)
         out = out or default_out_dir(batch.path)
         journal = Journal.open(out, batch, server_meta(batch.spec.server), fresh=args.fresh)
+        runs_before = len(journal.state.runs)
         # The expanded batch and the journal live as long as the run: keep the collector
         # from walking them at every full collection (~0.1 s at 10,000 jobs), or even once.
         gc.freeze()
@@ -307,7 +315,10 @@ def _cmd_run(args: argparse.Namespace, out_console: Console, err: Console) -> in
             markup=False,
         )
     if not args.quiet and not report.problems:
-        _print_summary(out_console, journal.state, out, status)
+        # How this run stopped (the engine notes it in the journal), if it ran at all.
+        this_run = journal.state.runs[runs_before:]
+        stop = this_run[-1].get("end") if this_run else None
+        _print_summary(out_console, journal.state, out, status, stop)
     return status
 
 
@@ -338,17 +349,49 @@ def _summary_table(state: JournalState, title: str) -> Table:
     return table
 
 
-def _print_summary(console: Console, state: JournalState, out: Path, status: int) -> None:
+def _print_summary(
+    console: Console,
+    state: JournalState,
+    out: Path,
+    status: int,
+    stop: dict[str, Any] | None = None,
+) -> None:
     console.print(_summary_table(state, f"oqc-run: {out}"))
     for line in failures(state):
         console.print(f"  failed: {line}", highlight=False, markup=False, soft_wrap=True)
     verdict = {
         EXIT_OK: "all jobs completed",
         EXIT_FAILED: "finished; some jobs failed",
-        EXIT_INTERRUPTED: "stopped with jobs unfinished: run the same command to resume",
+        EXIT_INTERRUPTED: f"{describe_stop(stop)}: run the same command to resume",
         EXIT_SERVER: "stopped by a server failure: run the same command to resume",
     }.get(status, "")
-    console.print(f"{verdict} (exit status {status})", highlight=False)
+    console.print(f"{verdict} (exit status {status})", highlight=False, soft_wrap=True)
+
+
+def describe_stop(stop: dict[str, Any] | None) -> str:
+    """Why a run stopped with jobs unfinished and what ``on_interrupt``/``on_deadline``
+    did, from the ``end`` the engine journals (``runs[-1]["end"]``)."""
+    reason = (stop or {}).get("reason")
+    if stop is None or reason not in ("interrupted", "deadline"):
+        if reason == "server":
+            return "stopped by a server failure"
+        return "stopped with jobs unfinished"
+    if reason == "deadline":
+        limit = stop.get("deadline")
+        head = "deadline reached" + (f" ({limit:g} s)" if isinstance(limit, int | float) else "")
+        key = "on_deadline"
+    else:
+        head, key = "interrupted", "on_interrupt"
+    head += " with jobs unfinished"
+    in_flight = int(stop.get("in_flight") or 0)
+    if stop.get("policy") != "cancel":
+        return f'{head}; {key} = "detach": {in_flight} task(s) left running on the server'
+    parts = [f"{stop.get('cancelled', 0)} task(s) cancelled"]
+    if stop.get("finished_first"):
+        parts.append(f"{stop['finished_first']} finished before the cancel arrived")
+    if in_flight:
+        parts.append(f"{in_flight} still in flight (outcome not confirmed)")
+    return f'{head}; {key} = "cancel": ' + ", ".join(parts)
 
 
 # -- plan ------------------------------------------------------------------------------------------
@@ -390,6 +433,8 @@ def status_document(out: Path) -> dict[str, Any]:
         "states": counts,
         "in_flight": len(state.in_flight()),
         "retries": retries,
+        # How the latest run stopped: None while it runs, after a crash or a finished run.
+        "last_stop": state.runs[-1].get("end") if state.runs else None,
     }
 
 
@@ -407,6 +452,8 @@ def _cmd_status(args: argparse.Namespace, out_console: Console, err: Console) ->
         + ", ".join(f"{state.lower()} {n}" for state, n in sorted(doc["states"].items())),
         f"tasks   {doc['in_flight']} in flight, {doc['retries']} retries",
     ]
+    if doc["last_stop"] is not None:
+        lines.append(f"stop    {describe_stop(doc['last_stop'])} (the latest run)")
     for line in lines:
         out_console.print(line, highlight=False, markup=False, soft_wrap=True)
     return EXIT_OK

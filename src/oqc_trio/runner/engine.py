@@ -38,7 +38,7 @@ from ..exceptions import (
     OqcError,
     TransportError,
 )
-from ..job import Job, JobState
+from ..job import Job, JobState, confirm_cancelled
 from .batchjob import BatchJob, WireConfigs
 from .expand import ExpandedBatch, LogicalJob
 from .journal import Attempt, Journal
@@ -49,6 +49,12 @@ from .schema import BatchError, Problem, ServerSection
 __all__ = ["Connection", "Engine", "ServerFailure", "connect", "credentials", "server_meta"]
 
 _CLEANUP_S = 20.0
+# Of the shielded cleanup time, what the cancel and the confirmation of its outcomes may use:
+# the rest is kept for the last journal flush and the result files.
+_CLEANUP_RESERVE_S = 5.0
+# A task the server still reports active right after the cancel is asked about again, with
+# growing pauses, for this long at most (a cancel a real QPU carries out a bit later).
+_CONFIRM_AGAIN_S = 5.0
 _CANCEL_IDS_PER_REQUEST = 2000
 _TASK_OVERHEAD_BYTES = 1024
 
@@ -280,6 +286,8 @@ class Engine:
         self.interrupted = False
         self.deadline_reached = False
         self.started = False
+        self.stop: dict[str, Any] = {}
+        self._startup_retries: list[dict[str, Any]] = []
         self._refs: dict[Job, _Ref] = {}
         # Jobs whose task ID is journaled but whose submission was not yet noted; each is
         # looked at by the flushes until its submission is confirmed or it ends (not every
@@ -331,14 +339,18 @@ class Engine:
     async def finish_offline(self) -> None:
         """Nothing to run: count what earlier runs did and rewrite the output files."""
         self.started = True
+        self.events.emit("start", jobs=len(self.batch.jobs), to_run=0)
         for job in self.batch.jobs:
             latest = self.journal.state.latest(job.index)
             if latest is not None and latest.state == "COMPLETED":
                 self.tally.carried_completed += 1
             else:
                 self.tally.carried_failed += 1
-        await self.writer.start()
-        await self.writer.finish()
+        try:
+            await self.writer.start()
+            await self.writer.finish()
+        finally:
+            self._emit_end("done", requests=0)
 
     async def run(self, sdk: OqcSdk) -> None:
         """Drive every unfinished job to the end (or until interrupted / the deadline)."""
@@ -349,6 +361,9 @@ class Engine:
         self.journal.run_started(jobs=len(jobs), server=server_meta(self.batch.spec.server))
         await self._flush()
         self.events.emit("start", jobs=len(self.batch.jobs), to_run=len(jobs))
+        for fields in self._startup_retries:
+            self.events.emit("retry", **fields)
+        self._startup_retries = []
         deadline = self.limits.deadline
         self._work.deadline = trio.current_time() + deadline if deadline else math.inf
         try:
@@ -363,7 +378,7 @@ class Engine:
             self.deadline_reached = True
         with trio.move_on_after(_CLEANUP_S) as cleanup:
             cleanup.shield = True
-            await self._cleanup(sdk)
+            await self._cleanup(sdk, trio.current_time() + _CLEANUP_S)
 
     # -- planning --------------------------------------------------------------------------------
     def _jobs_for_run(self, sdk: OqcSdk) -> list[Job]:
@@ -371,19 +386,31 @@ class Engine:
         jobs = []
         for logical in self.batch.jobs:
             latest = state.latest(logical.index)
-            if latest is None or latest.state == "CANCELLED":
+            if latest is None:
+                jobs.append(self._new_job(logical))
+            elif latest.state == "CANCELLED":
+                # Cancelled in an earlier run (on_interrupt/on_deadline = "cancel", or
+                # ``oqc-run cancel``): the user re-ran the batch to finish it.
+                self._startup_retry(logical, latest, reason="cancelled earlier")
                 jobs.append(self._new_job(logical))
             elif latest.state == "COMPLETED":
                 self.tally.carried_completed += 1
             elif latest.state == "FAILED":
                 if self._retryable(logical.index, latest.code):
-                    self.tally.retries += 1
+                    self._startup_retry(logical, latest, code=latest.code, message=latest.message)
                     jobs.append(self._new_job(logical))
                 else:
                     self.tally.carried_failed += 1
             else:
                 jobs.append(self._resumed_job(sdk, logical, latest))
         return jobs
+
+    def _startup_retry(self, logical: LogicalJob, latest: Attempt, **fields: Any) -> None:
+        """A new attempt for a job whose latest one ended in an earlier run (its ``retry``
+        event is written after ``start``)."""
+        self.tally.retries += 1
+        if self.events.enabled:
+            self._startup_retries.append({"job": logical.key, "task_id": latest.id, **fields})
 
     def _new_job(self, logical: LogicalJob) -> Job:
         job = BatchJob(
@@ -507,6 +534,7 @@ class Engine:
             if ref.retry_if_cancelled and not self._work.cancel_called:
                 # We asked for this cancel in an earlier run (on_interrupt = "cancel"): the
                 # user re-ran the batch to finish it.
+                self.tally.retries += 1
                 self.events.emit("retry", job=key, task_id=attempt.id, reason="cancelled earlier")
                 self._restart(logical)
                 self._dirty.set()
@@ -548,53 +576,125 @@ class Engine:
             await self._flush()
             await self.writer.checkpoint()
 
-    async def _cleanup(self, sdk: OqcSdk) -> None:
-        await self._flush()
+    async def _cleanup(self, sdk: OqcSdk, deadline: float) -> None:
+        """Flush, apply ``on_interrupt``/``on_deadline``, note how the run stopped, finish
+        the result files; the ``end`` event is written whatever happens (``deadline``: the
+        end of the shielded cleanup time)."""
+        reason = (
+            "interrupted"
+            if self.interrupted
+            else "deadline"
+            if self.deadline_reached
+            else "server"
+            if self.fatal
+            else "done"
+        )
         policy = None
         if self.interrupted:
             policy = self.limits.on_interrupt
         elif self.deadline_reached:
             policy = self.limits.on_deadline
-        if policy == "cancel":
-            await self._cancel_remote(sdk)
+        cancel: dict[str, int] = {}
+        try:
             await self._flush()
-        await self.writer.finish()
-        unfinished = len(self._refs)
-        reason = (
-            "interrupted" if self.interrupted else "deadline" if self.deadline_reached else None
-        )
+            if policy == "cancel":
+                with trio.move_on_at(deadline - _CLEANUP_RESERVE_S):
+                    await self._cancel_remote(sdk, cancel)
+                # Whatever was confirmed before the time ran out (the rest stays in flight).
+                self._settle_cancelled(cancel)
+            if reason != "done":
+                self.stop = {
+                    "reason": reason,
+                    "policy": policy,
+                    "deadline": self.limits.deadline if reason == "deadline" else None,
+                    "in_flight": self._tasks_in_flight(),
+                    "unfinished": self.unfinished,
+                    **cancel,
+                }
+                self.journal.run_ended(**self.stop)
+            await self._flush()
+            await self.writer.finish()
+        finally:
+            # (``cancelled`` is the tally's, which counts these too.)
+            extra = {k: v for k, v in cancel.items() if k != "cancelled"}
+            self._emit_end(reason, requests=sdk.statistics().total_requests, **extra)
+
+    def _emit_end(self, reason: str, *, requests: int, **extra: Any) -> None:
+        """The ``end`` event: this run's counts (``retries``: its ``retry`` events)."""
         self.events.emit(
             "end",
-            reason=reason or ("server" if self.fatal else "done"),
-            unfinished=unfinished,
+            reason=reason,
+            unfinished=self.unfinished,
             completed=self.tally.completed,
             failed=self.tally.failed,
+            cancelled=self.tally.cancelled,
             retries=self.tally.retries,
-            requests=sdk.statistics().total_requests,
+            requests=requests,
+            **extra,
         )
         self.events.flush()
 
-    async def _cancel_remote(self, sdk: OqcSdk) -> None:
-        """One ``cancel_many`` per QPU URL (per 2,000 IDs) for every task still active."""
+    def _tasks_in_flight(self) -> int:
+        """Tasks of this run the server may still be running (their IDs are journaled)."""
+        live = sum(1 for r in self._refs.values() if r.attempt is not None and r.attempt.id)
+        return live + len(self.unobserved)
+
+    async def _cancel_remote(self, sdk: OqcSdk, cancel: dict[str, int]) -> None:
+        """One ``cancel_many`` per QPU URL (per 2,000 IDs) for every task still active, then
+        the server's word on each: the SDK's :func:`~oqc_trio.job.confirm_cancelled` records
+        it on the job (CANCELLED, or COMPLETED with the result when the task finished before
+        the cancel arrived), and :meth:`_settle_cancelled` journals it. A task the server
+        still reports active is asked again for a few seconds; one never confirmed stays in
+        flight (the next run polls it). ``cancel`` receives the counts."""
         runtime = sdk._runtime()
-        groups: dict[str | None, list[_Ref]] = defaultdict(list)
+        groups: dict[str | None, list[Job]] = defaultdict(list)
         for job, ref in self._refs.items():
             if ref.attempt is not None and ref.attempt.id is not None:
-                base = job._task_base or runtime.task_base(job.qpu_id)
-                groups[base].append(ref)
-        for base, refs in groups.items():
-            for start in range(0, len(refs), _CANCEL_IDS_PER_REQUEST):
-                chunk = refs[start : start + _CANCEL_IDS_PER_REQUEST]
-                ids = [str(ref.attempt.id) for ref in chunk if ref.attempt is not None]
+                if job._task_base is None:
+                    job._task_base = runtime.task_base(job.qpu_id)
+                if job.task_id is None:
+                    job.task_id = _uuid(ref.attempt.id)
+                groups[job._task_base].append(job)
+        sent: list[Job] = []
+        cancel["cancel_sent"] = 0
+        for base, jobs in groups.items():
+            for start in range(0, len(jobs), _CANCEL_IDS_PER_REQUEST):
+                chunk = jobs[start : start + _CANCEL_IDS_PER_REQUEST]
+                ids = [str(job.task_id) for job in chunk]
                 try:
                     await runtime.send(runtime.api.cancel_many(base, ids))
                 except OqcError as exc:
                     self.events.emit("cancel_failed", tasks=len(ids), error=str(exc))
                     continue
-                for ref in chunk:
-                    assert ref.attempt is not None
-                    self.journal.cancel_requested(ref.attempt)
+                for job in chunk:
+                    attempt = self._refs[job].attempt
+                    assert attempt is not None
+                    self.journal.cancel_requested(attempt)
+                sent.extend(chunk)
+                cancel["cancel_sent"] += len(chunk)
                 self.events.emit("cancel_sent", tasks=len(ids))
+        pending = [job for job in sent if not job.state.ended]
+        give_up = trio.current_time() + _CONFIRM_AGAIN_S
+        pause = 0.25
+        while pending:
+            await confirm_cancelled(pending, runtime)
+            self._settle_cancelled(cancel)
+            pending = [job for job in pending if not job.state.ended]
+            if not pending or trio.current_time() + pause > give_up:
+                break
+            await trio.sleep(pause)
+            pause = min(2 * pause, 2.0)
+
+    def _settle_cancelled(self, cancel: dict[str, int]) -> None:
+        """Journal the end the server reported for each job after the cancel (no retry: the
+        run is over) and count it in ``cancel``: ``cancelled``, or ``finished_first`` (it
+        completed or failed before the cancel arrived)."""
+        cancel.setdefault("cancelled", 0)
+        cancel.setdefault("finished_first", 0)
+        for job in [job for job in self._refs if job.state.ended]:
+            cancelled = job.state is JobState.CANCELLED
+            self._on_finished(job)
+            cancel["cancelled" if cancelled else "finished_first"] += 1
 
     # -- summary ---------------------------------------------------------------------------------
     @property

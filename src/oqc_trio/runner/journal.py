@@ -14,7 +14,8 @@ Layout (every file written atomically: temp file, fsync, rename, directory fsync
 Records (one JSON object a line): ``{"r": "a", "j": job, "n": attempt, "id": task_id, "q":
 qpu, "t": time}`` an attempt's task ID was reserved; ``"s"`` the server accepted it; ``"e"``
 it ended (``"s"``: COMPLETED/FAILED/CANCELLED, with ``data`` or ``code``/``msg``); ``"c"`` a
-cancel was requested; ``"run"`` a runner started.
+cancel was requested; ``"run"`` a runner started; ``"end"`` it stopped (why, and what
+``on_interrupt``/``on_deadline`` did: kept as the ``"end"`` of that run's entry in ``runs``).
 
 Each flush writes one new segment, so the cost of a flush is the size of what changed, not
 of the batch. A segment either exists whole or not at all: ``kill -9`` at any instant leaves
@@ -171,6 +172,10 @@ class JournalState:
         kind = record["r"]
         if kind == "run":
             self.runs.append({k: v for k, v in record.items() if k != "r"})
+            return None
+        if kind == "end":
+            if self.runs:
+                self.runs[-1]["end"] = {k: v for k, v in record.items() if k != "r"}
             return None
         attempts = self.attempts[record["j"]]
         number = record["n"]
@@ -469,6 +474,13 @@ class Journal:
     def run_started(self, **info: Any) -> None:
         """Note that a runner started (for ``status``)."""
         record = {"r": "run", "pid": os.getpid(), "t": time.time(), **info}
+        self._pending.append(_encode(record) + "\n")
+        self.state.apply(record)
+
+    def run_ended(self, **info: Any) -> None:
+        """Note how the current run stopped (``reason``, the policy applied, counts): kept
+        as ``runs[-1]["end"]`` for ``status`` and the summary."""
+        record = {"r": "end", "t": time.time(), **info}
         self._pending.append(_encode(record) + "\n")
         self.state.apply(record)
 

@@ -3,7 +3,8 @@
 - :class:`Tally`: counters the engine updates (finished jobs, retries, throughput window);
 - :class:`EventLog`: ``--events FILE.jsonl``, one JSON object per line (``start``,
   ``reserved``, ``completed``, ``failed``, ``retry``, ``cancelled``, ``unobserved``,
-  ``interrupt``, ``end``), appended, flushed with the journal;
+  ``cancel_sent``, ``cancel_failed``, ``end``; see docs/batch-toml.md), appended, flushed
+  with the journal;
 - :class:`Progress`: a rich live display on a terminal, plain log lines every few seconds
   otherwise, nothing with ``-q``.
 """
