@@ -280,28 +280,29 @@ def targets(results: dict[str, dict[str, Any]]) -> list[str]:
                         verdict(over <= 10 if over is not None else None),
                     )
                 )
-                h = _find(runner, "runner-no-hdf5")
-                hc = med(h["summary"], "proc_cpu_s") if h else None
-                if hc and bc:
-                    rows.append(
-                        (
-                            "(for reference) the same batch without `counts.h5` "
-                            '(`formats = ["snapshot", "csv"]`)',
-                            f"{(hc / bc - 1) * 100:+.1f} % ({hc:.2f} s vs {bc:.2f} s)",
-                            "within 10 %" if hc / bc <= 1.10 else "over 10 %",
+                references = (
+                    (
+                        "runner-no-hdf5",
+                        "(for reference) the same batch without `counts.h5` "
+                        '(`formats = ["snapshot", "csv"]`)',
+                    ),
+                    (
+                        "runner-journal",
+                        "(for reference) the runner's machinery alone (journal, expansion, "
+                        "run loop): the same batch writing no result file (`formats = []`)",
+                    ),
+                )
+                for name, label in references:
+                    group = _find(runner, name)
+                    cpu = med(group["summary"], "proc_cpu_s") if group else None
+                    if cpu and bc:
+                        rows.append(
+                            (
+                                label,
+                                f"{(cpu / bc - 1) * 100:+.1f} % ({cpu:.2f} s vs {bc:.2f} s)",
+                                "within 10 %" if cpu / bc <= 1.10 else "over 10 %",
+                            )
                         )
-                    )
-                j = _find(runner, "runner-journal")
-                jc = med(j["summary"], "proc_cpu_s") if j else None
-                if jc and bc:
-                    rows.append(
-                        (
-                            "(for reference) the runner's machinery alone (journal, expansion, "
-                            "run loop): the same batch writing no result file (`formats = []`)",
-                            f"{(jc / bc - 1) * 100:+.1f} % ({jc:.2f} s vs {bc:.2f} s)",
-                            "within 10 %" if jc / bc <= 1.10 else "over 10 %",
-                        )
-                    )
     if not rows:
         return []
     out = [

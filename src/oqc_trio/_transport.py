@@ -296,6 +296,13 @@ def _check_url(url: str, *, allow_insecure_http: bool) -> None:
         )
 
 
+def _late(request: _wire.Request, why: str) -> RequestTimeout:
+    """The error of ``request`` stopped by its deadline (``why``: what it waited for)."""
+    return RequestTimeout(
+        f"{request.method} {request.path}: {why}", method=request.method, path=request.path
+    )
+
+
 class Transport:
     """Sends :class:`~oqc_trio._wire.Request` values and returns :class:`Response` records.
 
@@ -618,11 +625,7 @@ class Transport:
             return await self._send_limited(state, request, built)
         with trio.move_on_at(deadline):
             return await self._send_limited(state, request, built)
-        raise RequestTimeout(
-            f"{request.method} {request.path}: no answer before the deadline",
-            method=request.method,
-            path=request.path,
-        )
+        raise _late(request, "no answer before the deadline")
 
     async def _wait_out_pause(
         self, state: _RunState, request: _wire.Request, deadline: float | None
@@ -633,12 +636,7 @@ class Transport:
             state.paused_until = None
             return
         if deadline is not None and until > deadline:
-            raise RequestTimeout(
-                f"{request.method} {request.path}: the server asked for a pause (Retry-After) "
-                "that ends after the deadline",
-                method=request.method,
-                path=request.path,
-            )
+            raise _late(request, "a Retry-After pause ends after the deadline")
         await trio.sleep_until(until)
 
     async def _take_rate_slot(
@@ -650,12 +648,7 @@ class Transport:
         now = trio.current_time()
         send_at = max(now, state.next_slot - self._rate_tolerance)
         if deadline is not None and send_at > deadline:
-            raise RequestTimeout(
-                f"{request.method} {request.path}: the request-rate budget has no slot "
-                "before the deadline",
-                method=request.method,
-                path=request.path,
-            )
+            raise _late(request, "the request-rate budget has no slot before the deadline")
         state.next_slot = max(state.next_slot, send_at) + self._rate_interval
         if send_at > now:
             self._counters.rate_waits += 1

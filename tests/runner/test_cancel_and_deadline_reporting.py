@@ -27,7 +27,6 @@ import attrs
 import pytest
 from runner_support import (
     QPU_A,
-    TOKEN,
     EventWatcher,
     emulator_config,
     emulator_in_thread,
@@ -40,13 +39,6 @@ from oqc_trio.emulator.server import RunningEmulator
 from oqc_trio.runner import engine as engine_module
 from oqc_trio.runner.cli import main
 from oqc_trio.runner.journal import iter_attempts, read_journal
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("EMU_TOKEN", TOKEN)
-    return tmp_path
 
 
 @pytest.fixture

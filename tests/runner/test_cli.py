@@ -40,13 +40,6 @@ def slow_emulator() -> Iterator[RunningEmulator]:
         yield emu
 
 
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("EMU_TOKEN", TOKEN)
-    return tmp_path
-
-
 def _events(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 

@@ -91,13 +91,6 @@ REFUSED = [
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("EMU_TOKEN", TOKEN)
-    return tmp_path
-
-
-@pytest.fixture
 def embedded(monkeypatch: pytest.MonkeyPatch) -> list[RunningEmulator]:
     """Every embedded emulator the runner opens, kept for a look at its counters."""
     opened: list[RunningEmulator] = []

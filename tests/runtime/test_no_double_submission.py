@@ -88,14 +88,19 @@ async def _session(
     transport: FaultyTransport, *, execution_time_s: float = 0.0
 ) -> AsyncIterator[tuple[Any, OqcSdk]]:
     async with open_emulator(config(execution_time_s=execution_time_s), executor="instant") as emu:
-        async with OqcSdk(
-            emu.url,
-            authentication_token=emu.token,
-            poll_policy=FAST_POLL,
-            retry=FAST_RETRY,
-            transport_factory=lambda: transport,
-        ) as sdk:
+        async with _client(emu, transport) as sdk:
             yield emu, sdk
+
+
+def _client(emu: Any, transport: FaultyTransport) -> OqcSdk:
+    """An SDK on ``emu`` whose requests all go through ``transport``, polling fast."""
+    return OqcSdk(
+        emu.url,
+        authentication_token=emu.token,
+        poll_policy=FAST_POLL,
+        retry=FAST_RETRY,
+        transport_factory=lambda: transport,
+    )
 
 
 def _composite(sdk: OqcSdk, programs: list[str], qpu: str) -> CompositeJob:
@@ -401,13 +406,7 @@ async def test_jobs_on_a_qpu_that_leaves_the_catalogue_still_complete(how: str) 
         async with open_emulator(config(execution_time_s=0.1), executor="instant") as emu:
             qpu_b = emu.qpu_ids[1]
             transport = Scripted(after=_catalogue_without(qpu_b, hidden))
-            async with OqcSdk(
-                emu.url,
-                authentication_token=emu.token,
-                poll_policy=FAST_POLL,
-                retry=FAST_RETRY,
-                transport_factory=lambda: transport,
-            ) as sdk:
+            async with _client(emu, transport) as sdk:
                 assert {q["id"] for q in await sdk.list_qpus()} == set(emu.qpu_ids)
                 composite = _composite(sdk, [BELL] * 3, qpu_b)
                 for job in composite.jobs:
@@ -437,16 +436,7 @@ async def test_snapshot_of_jobs_on_a_qpu_that_leaves_the_catalogue(how: str, tmp
             qpu_b = emu.qpu_ids[1]
             transport = Scripted(after=_catalogue_without(qpu_b, hidden))
 
-            def client() -> OqcSdk:
-                return OqcSdk(
-                    emu.url,
-                    authentication_token=emu.token,
-                    poll_policy=FAST_POLL,
-                    retry=FAST_RETRY,
-                    transport_factory=lambda: transport,
-                )
-
-            async with client() as sdk:
+            async with _client(emu, transport) as sdk:
                 on_b = _composite(sdk, [BELL] * 3, qpu_b).jobs
                 on_a = sdk.create_job(program=BELL, qpu_id=emu.qpu_ids[0])
                 assert isinstance(on_a, Job)
@@ -456,7 +446,7 @@ async def test_snapshot_of_jobs_on_a_qpu_that_leaves_the_catalogue(how: str, tmp
                 task_ids = [job.task_id for job in composite.jobs]
                 composite.save(tmp_path / "batch.json")
             _hide_qpu(emu, qpu_b, how, hidden)
-            async with client() as sdk2:
+            async with _client(emu, transport) as sdk2:
                 assert qpu_b not in {q["id"] for q in await sdk2.list_qpus()}
                 loaded = sdk2.load(tmp_path / "batch.json")
                 assert isinstance(loaded, CompositeJob)
