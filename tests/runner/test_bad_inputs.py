@@ -237,6 +237,76 @@ CASES = [
         2,
         "bad.toml:11: jobs[0].params.theta: item 0: expected a finite number, got inf",
     ),
+    (
+        "jobs-as-a-table",
+        f'[defaults]\nqpu = "{QPU_A}"\n[jobs]\n{GOOD_PROGRAM}\n',
+        {},
+        2,
+        "bad.toml:3: jobs: must be an array of tables, written [[jobs]] (one per entry), "
+        "got a table",
+    ),
+    (
+        "array-of-tables-misspelt",
+        f'{GOOD_JOB}[[job]]\nqpu = "{QPU_A}"\n',
+        {},
+        2,
+        "bad.toml:10: job: unknown key",
+    ),
+    (
+        "token-env-empty",
+        f'[server]\nurl = "{{url}}"\ntoken_env = "T"\n{GOOD_JOB}',
+        {"T": ""},
+        2,
+        "bad.toml:3: server.token_env: environment variable T is empty",
+    ),
+    (
+        "emulator-settings-with-a-remote-url",
+        f'[server]\nurl = "{{url}}"\ntoken_env = "T"\n[server.emulator]\nexecutor = "instant"\n'
+        f"{GOOD_JOB}",
+        {"T": TOKEN},
+        2,
+        "bad.toml:4: server.emulator: [server.emulator] applies only to the embedded emulator",
+    ),
+    (
+        "emulator-dotted-key-with-a-remote-url",
+        f'[server]\nurl = "{{url}}"\ntoken_env = "T"\nemulator.config = "emu.toml"\n{GOOD_JOB}',
+        {"T": TOKEN},
+        2,
+        "bad.toml:4: server.emulator: [server.emulator] applies only to the embedded emulator",
+    ),
+    (
+        "insecure-http-names-the-batch-key",
+        f'[server]\nurl = "http://192.0.2.1:8080"\ntoken_env = "T"\n{GOOD_JOB}',
+        {"T": TOKEN},
+        2,
+        "bad.toml:2: server.url: refusing plain http:// to '192.0.2.1': the token would travel "
+        "unencrypted. Use https://, or set allow_insecure_http = true in [server]",
+    ),
+    (
+        "name-not-ascii",
+        f'{GOOD_JOB}name = "\u03b8"\n',
+        {},
+        2,
+        "bad.toml:10: jobs[0].name: expected ASCII letters (A-Z, a-z), digits or _.:+- only, "
+        "got '\u03b8'",
+    ),
+    (
+        "default-name-taken-by-an-earlier-entry",
+        f'{GOOD_JOB}name = "job2"\n{GOOD_JOB}',
+        {},
+        2,
+        "bad.toml:11: jobs[1].name: the name 'job2' is used twice: this entry has no name, so "
+        "it is named 'job2' by default (unnamed entries are named job<N> after their position "
+        "N), and jobs[0] is given that name",
+    ),
+    (
+        "given-name-is-an-earlier-default-name",
+        f'{GOOD_JOB}{GOOD_JOB}name = "job1"\n',
+        {},
+        2,
+        "bad.toml:19: jobs[1].name: the name 'job1' is used twice: jobs[0] has no name, so it "
+        "is named 'job1' by default",
+    ),
 ]
 
 

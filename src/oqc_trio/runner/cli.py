@@ -7,6 +7,7 @@
     oqc-run status DIR [--json]
     oqc-run cancel DIR
     oqc-run results DIR [--csv | --json | --plot FILE.png]
+    oqc-run --version
 
 Exit status: 0 every job completed; 1 some failed (the server's word); 2 usage or input error;
 3 interrupted, or the deadline passed, with tasks still unfinished (run the same command to
@@ -26,6 +27,7 @@ import argparse
 import functools
 import gc
 import json
+import math
 import os
 import signal
 import sys
@@ -99,6 +101,29 @@ class _Usage(Exception):
     """A one-line usage error (exit 2)."""
 
 
+def _version() -> str:
+    """The version of the installed ``oqc-trio`` distribution."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("oqc-trio")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        from .. import __version__
+
+        return __version__
+
+
+def _positive_seconds(text: str) -> float:
+    """A finite number of seconds > 0 (argparse type: anything else is a usage error)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="oqc-run",
@@ -106,6 +131,13 @@ def _parser() -> argparse.ArgumentParser:
         "crash-safe and resumable.",
         epilog="exit status: 0 all completed, 1 some failed, 2 usage or input error, "
         "3 interrupted or deadline with tasks unfinished (resumable), 4 server or auth failure",
+    )
+    parser.add_argument(
+        "-V",
+        "--version",
+        action="version",
+        version=f"oqc-run {_version()}",
+        help="print the version of oqc-trio and exit",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run or resume a batch (the default command)")
@@ -116,7 +148,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-q", "--quiet", action="store_true", help="no progress and no summary")
     run.add_argument(
         "--progress-interval",
-        type=float,
+        type=_positive_seconds,
         default=10.0,
         help="seconds between log lines when not on a terminal (default: 10)",
     )
@@ -430,7 +462,9 @@ def status_document(out: Path) -> dict[str, Any]:
         "running": holder is not None,
         "runs": len(state.runs),
         "jobs": len(state.jobs),
-        "states": counts,
+        # One spelling for every state, the server's (COMPLETED): the journal's own states
+        # (pending, reserved, submitted) are lower case there.
+        "states": {name.upper(): n for name, n in counts.items()},
         "in_flight": len(state.in_flight()),
         "retries": retries,
         # How the latest run stopped: None while it runs, after a crash or a finished run.
@@ -553,7 +587,7 @@ def _cmd_results(args: argparse.Namespace, out_console: Console, err: Console) -
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (never raises for bad input)."""
     arguments = list(sys.argv[1:] if argv is None else argv)
-    if arguments and arguments[0] not in (*_COMMANDS, "-h", "--help"):
+    if arguments and arguments[0] not in (*_COMMANDS, "-h", "--help", "-V", "--version"):
         arguments.insert(0, "run")
     err = lazy_console(stderr=True, highlight=False)
     out_console = lazy_console(highlight=False)

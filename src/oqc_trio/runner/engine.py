@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 import trio
@@ -95,7 +96,8 @@ def server_meta(server: ServerSection) -> dict[str, Any]:
 def credentials(meta: Mapping[str, Any], environ: Mapping[str, str]) -> Credentials:
     """Credentials read from the environment variables named in ``meta`` (never from disk).
 
-    Raises ``LookupError(key, message)`` naming the ``[server]`` key whose variable is unset.
+    Raises ``LookupError(key, message)`` naming the ``[server]`` key whose variable is unset
+    or empty.
     """
     found: dict[str, str] = {}
     for key, argument in (
@@ -107,8 +109,10 @@ def credentials(meta: Mapping[str, Any], environ: Mapping[str, str]) -> Credenti
         if name is None:
             continue
         value = environ.get(name)
-        if not value:
+        if value is None:
             raise LookupError(key, f"environment variable {name} is not set")
+        if not value:
+            raise LookupError(key, f"environment variable {name} is empty")
         found[argument] = value
     if not found:
         raise LookupError(
@@ -196,7 +200,21 @@ async def connect(
             allow_insecure_http=bool(meta["allow_insecure_http"]),
             **options,
         )
-    except (InsecureURLError, ValueError) as exc:
+    except InsecureURLError:
+        # The SDK's message tells Python callers to pass allow_insecure_http=True; a batch
+        # file says it in [server].
+        host = urlsplit(str(meta["url"])).hostname
+        raise BatchError(
+            [
+                batch.problem(
+                    ("server", "url"),
+                    f"refusing plain http:// to {host!r}: the token would travel unencrypted. "
+                    "Use https://, or set allow_insecure_http = true in [server] if you really "
+                    "mean it",
+                )
+            ]
+        ) from None
+    except ValueError as exc:
         raise BatchError([batch.problem(("server", "url"), str(exc))]) from None
     await _open(sdk)
     try:

@@ -30,6 +30,7 @@ from .schema import (
     DEFAULT_SHOTS,
     BatchError,
     BatchFile,
+    EmulatorSection,
     JobEntry,
     Path_,
     Problem,
@@ -186,6 +187,15 @@ def _check_limits(spec: BatchFile, check: _Checker) -> None:
         check.add(("server", "token_env"), "give token_env or email_env/password_env, not both")
     if not server.embedded and not re.match(r"^https?://", server.url):
         check.add(("server", "url"), f"expected an http(s) URL or 'emulator', got {server.url!r}")
+    if not server.embedded and (
+        ("server", "emulator") in check.lines or server.emulator != EmulatorSection()
+    ):
+        # The runner starts no emulator for a remote server: these settings would do nothing.
+        check.add(
+            ("server", "emulator"),
+            '[server.emulator] applies only to the embedded emulator (url = "emulator"), '
+            f"not to url = {server.url!r}: remove it, or remove url",
+        )
 
 
 def _looks_like_qasm(program: str) -> bool:
@@ -279,12 +289,30 @@ def _entries(spec: BatchFile, check: _Checker) -> list[str]:
         name = entry.name if entry.name is not None else f"job{index + 1}"
         if not _NAME_RE.match(name):
             check.add(
-                ("jobs", index, "name"), f"expected letters, digits or _.:+- only, got {name!r}"
+                ("jobs", index, "name"),
+                f"expected ASCII letters (A-Z, a-z), digits or _.:+- only, got {name!r}",
             )
         elif name in names:
-            check.add(("jobs", index, "name"), f"the name {name!r} is used twice")
+            check.add(("jobs", index, "name"), _name_twice(spec, names.index(name), index, name))
         names.append(name)
     return names
+
+
+def _name_twice(spec: BatchFile, first: int, second: int, name: str) -> str:
+    """Why entry ``second`` may not be called ``name``, which entry ``first`` has."""
+    message = f"the name {name!r} is used twice"
+    default = "unnamed entries are named job<N> after their position N"
+    if spec.jobs[second].name is None:
+        return (
+            f"{message}: this entry has no name, so it is named {name!r} by default ({default}), "
+            f"and jobs[{first}] is given that name: give this entry a name"
+        )
+    if spec.jobs[first].name is None:
+        return (
+            f"{message}: jobs[{first}] has no name, so it is named {name!r} by default "
+            f"({default}): choose another name, or name jobs[{first}]"
+        )
+    return message
 
 
 def expand(spec: BatchFile, text: str, path: str | Path) -> ExpandedBatch:
@@ -314,7 +342,11 @@ def expand(spec: BatchFile, text: str, path: str | Path) -> ExpandedBatch:
         params: dict[str, list[Any]] = {}
         for name, sweep in entry.params.items():
             if not _PARAM_RE.match(name):
-                check.add((*where, "params", name), "a parameter name must be an identifier")
+                check.add(
+                    (*where, "params", name),
+                    "a parameter name must be an identifier (ASCII letters, digits and _, "
+                    "not starting with a digit)",
+                )
             used = any("{" + name + "}" in text for _, text in programs)
             if programs and not used:
                 check.add((*where, "params", name), f"no program uses {{{name}}}")

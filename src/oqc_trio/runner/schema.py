@@ -11,6 +11,7 @@ The reference of every key is ``docs/batch-toml.md``; defaults live here.
 
 from __future__ import annotations
 
+import codecs
 import math
 import re
 import tomllib
@@ -452,6 +453,7 @@ def format_path(path: Path_) -> str:
 
 # -- line numbers --------------------------------------------------------------------------------
 
+_BOM = "\ufeff"
 _BARE_OR_QUOTED = r'(?:[A-Za-z0-9_-]+|"[^"]*"|\'[^\']*\')'
 _KEY_RE = re.compile(rf"^\s*({_BARE_OR_QUOTED}(?:\s*\.\s*{_BARE_OR_QUOTED})*)\s*=")
 _HEADER_RE = re.compile(rf"^\s*(\[\[?)\s*({_BARE_OR_QUOTED}(?:\s*\.\s*{_BARE_OR_QUOTED})*)\s*\]")
@@ -471,7 +473,7 @@ def key_lines(text: str) -> dict[Path_, int]:
     counters: dict[Path_, int] = {}
     table: Path_ = ()
     in_string: str | None = None
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.removeprefix(_BOM).splitlines(), start=1):
         if in_string is not None:
             if line.count(in_string) % 2 == 1:
                 in_string = None
@@ -486,7 +488,10 @@ def key_lines(text: str) -> dict[Path_, int]:
                 table = (*base, index)
             else:
                 table = _resolve(names, counters)
-            lines.setdefault(table, number)
+            # The table and every table it implies (``[[job]]`` defines ``job``, ``[a.b]``
+            # defines ``a``), so that an error about any of them names a line.
+            for depth in range(1, len(table) + 1):
+                lines.setdefault(table[:depth], number)
         else:
             key = _KEY_RE.match(line)
             if key:
@@ -523,6 +528,7 @@ def line_of(lines: Mapping[Path_, int], path: Path_) -> int | None:
 
 def parse_batch_text(text: str, source: str) -> BatchFile:
     """Structure a batch file's text; raise :class:`BatchError` naming every problem."""
+    text = text.removeprefix(_BOM)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -531,15 +537,30 @@ def parse_batch_text(text: str, source: str) -> BatchFile:
         line = int(found.group(1)) if found else None
         message = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", message)
         raise BatchError([Problem(source, line, "", f"invalid TOML: {message}")]) from None
+    problems: list[Problem] = []
+    if "jobs" in data and not isinstance(data["jobs"], list):
+        # ``[jobs]`` (one table) instead of ``[[jobs]]``: cattrs would iterate over its keys
+        # and report each one as "expected a table".
+        problems.append(
+            Problem(
+                source,
+                line_of(key_lines(text), ("jobs",)),
+                "jobs",
+                "must be an array of tables, written [[jobs]] (one per entry), got "
+                + _describe(data["jobs"]),
+            )
+        )
+        data = {**data, "jobs": []}
     try:
         batch = _converter.structure(data, BatchFile)
     except (ClassValidationError, IterableValidationError) as exc:
         lines = key_lines(text)
-        problems = [
+        problems += [
             Problem(source, line_of(lines, path), format_path(path), message)
             for path, message in _walk(exc, (), BatchFile)
         ]
-        raise BatchError(problems) from None
+    if problems:
+        raise BatchError(problems)
     return batch
 
 
@@ -547,9 +568,28 @@ def load_batch_file(path: str | Path) -> tuple[BatchFile, str]:
     """Read and structure a batch file; returns it with its text (for line lookups)."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
     except FileNotFoundError:
         raise BatchError([Problem(source, None, "", "no such file")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise BatchError([Problem(source, None, "", f"cannot read: {exc}")]) from None
+    # Editors on Windows start UTF-8 files with a byte order mark; TOML itself does not allow
+    # one (tomllib calls it an invalid statement).
+    data = data.removeprefix(codecs.BOM_UTF8)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise BatchError(
+            [
+                Problem(
+                    source,
+                    line,
+                    "",
+                    f"not UTF-8: byte 0x{data[exc.start]:02x} at column {column} "
+                    "(save the batch file as UTF-8)",
+                )
+            ]
+        ) from None
     return parse_batch_text(text, source), text
