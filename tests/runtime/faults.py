@@ -9,9 +9,14 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import trio
+from runtime_support import FAST_POLL
+
+from oqc_trio._transport import RetryPolicy
+from oqc_trio.client import OqcSdk
 
 Rule = Callable[[httpx.Request], "str | None"]
 
@@ -109,3 +114,19 @@ def outage(start_after_polls: int, duration_s: float) -> Rule:
         return None
 
     return decide
+
+
+FAST_RETRY = RetryPolicy(max_attempts=8, base_delay=0.02, max_delay=0.2)
+
+
+def faulty_sdk(emu: Any, faults: FaultyTransport, **options: Any) -> OqcSdk:
+    """An SDK on ``emu`` whose every request goes through ``faults``, polling and retrying
+    fast."""
+    return OqcSdk(
+        emu.url,
+        authentication_token=emu.token,
+        poll_policy=FAST_POLL,
+        retry=FAST_RETRY,
+        transport_factory=lambda: faults,
+        **options,
+    )

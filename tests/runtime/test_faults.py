@@ -5,26 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from faults import FaultyTransport, first_submits_ambiguous, outage, storm
+from faults import FAST_RETRY, FaultyTransport, faulty_sdk, first_submits_ambiguous, outage, storm
 from runtime_support import BELL, FAST_POLL, config, counters, open_emulator
 
-from oqc_trio._transport import RetryPolicy
 from oqc_trio.client import OqcSdk
 from oqc_trio.exceptions import AuthenticationError
 from oqc_trio.job import CompositeJob, JobState
-
-FAST_RETRY = RetryPolicy(max_attempts=8, base_delay=0.02, max_delay=0.2)
-
-
-def faulty_sdk(emu: Any, faults: FaultyTransport, **options: Any) -> OqcSdk:
-    return OqcSdk(
-        emu.url,
-        authentication_token=emu.token,
-        poll_policy=FAST_POLL,
-        retry=FAST_RETRY,
-        transport_factory=lambda: faults,
-        **options,
-    )
 
 
 def assert_each_submitted_once(stats: dict[str, Any], expected: int) -> None:

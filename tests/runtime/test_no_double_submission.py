@@ -30,15 +30,13 @@ import attrs
 import httpx
 import pytest
 import trio
-from faults import FaultyTransport
-from runtime_support import BELL, FAST_POLL, config, counters, open_emulator
+from faults import FaultyTransport, faulty_sdk
+from runtime_support import BELL, config, counters, open_emulator
 
-from oqc_trio._transport import RetryPolicy
 from oqc_trio.client import OqcSdk
 from oqc_trio.exceptions import AuthenticationError, NotFoundError, OqcError, UnknownQpuError
 from oqc_trio.job import CompositeJob, Job, JobState
 
-FAST_RETRY = RetryPolicy(max_attempts=8, base_delay=0.02, max_delay=0.2)
 SUBMIT = "POST /tasks/submit"
 CREATE_IDS = "POST /tasks"
 ALL_INFO = "GET /tasks/{task_id}/all_info"
@@ -88,19 +86,8 @@ async def _session(
     transport: FaultyTransport, *, execution_time_s: float = 0.0
 ) -> AsyncIterator[tuple[Any, OqcSdk]]:
     async with open_emulator(config(execution_time_s=execution_time_s), executor="instant") as emu:
-        async with _client(emu, transport) as sdk:
+        async with faulty_sdk(emu, transport) as sdk:
             yield emu, sdk
-
-
-def _client(emu: Any, transport: FaultyTransport) -> OqcSdk:
-    """An SDK on ``emu`` whose requests all go through ``transport``, polling fast."""
-    return OqcSdk(
-        emu.url,
-        authentication_token=emu.token,
-        poll_policy=FAST_POLL,
-        retry=FAST_RETRY,
-        transport_factory=lambda: transport,
-    )
 
 
 def _composite(sdk: OqcSdk, programs: list[str], qpu: str) -> CompositeJob:
@@ -406,7 +393,7 @@ async def test_jobs_on_a_qpu_that_leaves_the_catalogue_still_complete(how: str) 
         async with open_emulator(config(execution_time_s=0.1), executor="instant") as emu:
             qpu_b = emu.qpu_ids[1]
             transport = Scripted(after=_catalogue_without(qpu_b, hidden))
-            async with _client(emu, transport) as sdk:
+            async with faulty_sdk(emu, transport) as sdk:
                 assert {q["id"] for q in await sdk.list_qpus()} == set(emu.qpu_ids)
                 composite = _composite(sdk, [BELL] * 3, qpu_b)
                 for job in composite.jobs:
@@ -436,7 +423,7 @@ async def test_snapshot_of_jobs_on_a_qpu_that_leaves_the_catalogue(how: str, tmp
             qpu_b = emu.qpu_ids[1]
             transport = Scripted(after=_catalogue_without(qpu_b, hidden))
 
-            async with _client(emu, transport) as sdk:
+            async with faulty_sdk(emu, transport) as sdk:
                 on_b = _composite(sdk, [BELL] * 3, qpu_b).jobs
                 on_a = sdk.create_job(program=BELL, qpu_id=emu.qpu_ids[0])
                 assert isinstance(on_a, Job)
@@ -446,7 +433,7 @@ async def test_snapshot_of_jobs_on_a_qpu_that_leaves_the_catalogue(how: str, tmp
                 task_ids = [job.task_id for job in composite.jobs]
                 composite.save(tmp_path / "batch.json")
             _hide_qpu(emu, qpu_b, how, hidden)
-            async with _client(emu, transport) as sdk2:
+            async with faulty_sdk(emu, transport) as sdk2:
                 assert qpu_b not in {q["id"] for q in await sdk2.list_qpus()}
                 loaded = sdk2.load(tmp_path / "batch.json")
                 assert isinstance(loaded, CompositeJob)
