@@ -116,6 +116,8 @@ class ExpandedBatch:
     templates: dict[tuple[str, str], ProgramTemplate] = attrs.field(
         factory=dict, eq=False, repr=False
     )
+    #: The name of every ``[[jobs]]`` entry, in file order (one that expands to no job too).
+    entry_names: list[str] = attrs.field(factory=list, eq=False, repr=False)
 
     def problem(self, path: Path_, message: str) -> Problem:
         """A :class:`Problem` located at ``path`` of this batch file."""
@@ -127,7 +129,7 @@ class ExpandedBatch:
 
     def entry_path(self, entry: str) -> Path_:
         """The field path of the ``[[jobs]]`` entry called ``entry``."""
-        return ("jobs", self.entries.index(entry))
+        return ("jobs", (self.entry_names or self.entries).index(entry))
 
     @property
     def total_shots(self) -> int:
@@ -453,6 +455,7 @@ def expand(spec: BatchFile, text: str, path: str | Path) -> ExpandedBatch:
         hash=batch_hash(jobs, configs),
         text=text,
         templates=templates,
+        entry_names=names,
     )
 
 

@@ -162,7 +162,6 @@ def feature_problems(batch: ExpandedBatch, features: dict[str, Any]) -> list[Pro
         template = (job.entry, job.source)
         program = None if template in fixed else job.program
         firsts.setdefault((template, job.qpu, job.shots, program), job)
-    entry_index = {name: index for index, name in enumerate(batch.entries)}
     qubits_used: dict[Any, int | None] = {}
     problems: list[Problem] = []
     reported: set[tuple[str, str, str]] = set()
@@ -170,7 +169,7 @@ def feature_problems(batch: ExpandedBatch, features: dict[str, Any]) -> list[Pro
         feature = features.get(qpu)
         if not isinstance(feature, dict):
             continue
-        where = ("jobs", entry_index[job.entry])
+        where = batch.entry_path(job.entry)
         max_shots = feature.get("max_shots")
         if (
             isinstance(max_shots, int)
@@ -196,9 +195,6 @@ def feature_problems(batch: ExpandedBatch, features: dict[str, Any]) -> list[Pro
                 batch.problem(where, f"{job.key} uses {used} qubits; {qpu} has {qubits}")
             )
     return problems
-
-
-_feature_problems = feature_problems
 
 
 async def read_features(sdk: OqcSdk, qpus: Iterable[str]) -> dict[str, Any]:
