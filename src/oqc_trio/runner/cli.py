@@ -113,6 +113,18 @@ def _version() -> str:
         return __version__
 
 
+class _PrintVersion(argparse.Action):
+    """``--version``: looks the version up only when asked (reading the package metadata
+    costs ~40 ms, which every run would otherwise pay at start-up)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        print(f"oqc-run {_version()}")
+        parser.exit()
+
+
 def _positive_seconds(text: str) -> float:
     """A finite number of seconds > 0 (argparse type: anything else is a usage error)."""
     try:
@@ -133,11 +145,7 @@ def _parser() -> argparse.ArgumentParser:
         "3 interrupted or deadline with tasks unfinished (resumable), 4 server or auth failure",
     )
     parser.add_argument(
-        "-V",
-        "--version",
-        action="version",
-        version=f"oqc-run {_version()}",
-        help="print the version of oqc-trio and exit",
+        "-V", "--version", action=_PrintVersion, help="print the version of oqc-trio and exit"
     )
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run or resume a batch (the default command)")
